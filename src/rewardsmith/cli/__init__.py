@@ -1,0 +1,48 @@
+"""The ``rewardsmith`` command line: a thin layer over the library that owns the terminal.
+
+Each group of commands lives in its own module and registers itself on :data:`app`. Errors meant
+for the user (:class:`~rewardsmith.errors.RewardsmithError`) are printed as one line, with a
+non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from rewardsmith.errors import RewardsmithError
+
+app = typer.Typer(
+    name="rewardsmith",
+    help="Search for reward functions for GRPO post-training of language models on math reasoning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _register_commands() -> None:
+    from rewardsmith.cli import eval_cmds, generate_cmds, reward_cmds
+
+    eval_cmds.register(app)
+    reward_cmds.register(app)
+    generate_cmds.register(app)
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register_commands()
+    try:
+        app()
+    except RewardsmithError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
