@@ -84,9 +84,9 @@ def extract_paper(text: str, tags: Tags = DEFAULT_TAGS) -> str | None:
     return match.group(1) if match is not None else None
 
 
-_NUMBER = re.compile(r"[-\u2212]?\s?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s?/\s?\d+)?")
+_NUMBER = re.compile(r"(?:[-\u2212]\s?)?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s?/\s?\d+)?")
 _BOXED = re.compile(r"\\boxed\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
-_ANSWER_PHRASE = re.compile(r"answer(?:\s+is)?\s*[:=]?\s*(.+)$", flags=re.IGNORECASE | re.DOTALL)
+_ANSWER_PHRASE = re.compile(r"answer\s*(?:is|:|=)\s*(.+)$", flags=re.IGNORECASE | re.DOTALL)
 
 
 def _answer_span(text: str, tags: Tags) -> str | None:

@@ -1,9 +1,200 @@
-"""Task and evaluation commands (placeholder until filled in)."""
+"""Task, model and evaluation commands: ``bootstrap-model``, ``eval``, ``score`` and ``demo``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rewardsmith.errors import ConfigError
+
+ExtractionOpt = Annotated[
+    str, typer.Option("--extraction", help="Answer extraction: 'paper' (exact) or 'flexible'.")
+]
+
+
+def _check_extraction(mode: str) -> str:
+    from rewardsmith.extraction import EXTRACTION_MODES
+
+    if mode not in EXTRACTION_MODES:
+        raise typer.BadParameter(f"choose one of {', '.join(EXTRACTION_MODES)}", param_hint="--extraction")
+    return mode
+
+
+def _progress() -> Progress:
+    from rewardsmith.cli import console
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def run_eval(
+    model: str,
+    *,
+    task_name: str,
+    split: str,
+    adapter: str | None = None,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = 256,
+    extraction: str = "paper",
+    out: Path | None = None,
+):
+    """Load a model and a task split, evaluate with a progress bar, optionally save records."""
+    from rewardsmith.evaluation import evaluate
+    from rewardsmith.models import load_model
+    from rewardsmith.tasks import get_task
+
+    options = {"data_dir": data_dir} if data_dir else {}
+    if data_dir and task_name != "gsm8k":
+        raise ConfigError("--data-dir applies to the gsm8k task only")
+    task = get_task(task_name, **options)
+    examples = task.split(split)[: limit if limit else None]
+    loaded = load_model(model, adapter=adapter)
+    with _progress() as progress:
+        bar = progress.add_task(f"eval {task_name}/{split}", total=len(examples))
+        result = evaluate(
+            loaded.model,
+            loaded.tokenizer,
+            examples,
+            task.prompt,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            mode=extraction,  # type: ignore[arg-type]
+            progress=lambda n: progress.advance(bar, n),
+        )
+    if out is not None:
+        result.save_records(out)
+    return result
+
+
+def eval_command(
+    model: Annotated[str, typer.Option(help="'embedded', a .gguf file, a model dir or a hub id.")],
+    task: Annotated[str, typer.Option(help="Task name: synthetic or gsm8k.")] = "synthetic",
+    split: Annotated[str, typer.Option(help="Split to evaluate: val or test.")] = "val",
+    adapter: Annotated[str | None, typer.Option(help="A PEFT (LoRA) adapter directory.")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="gsm8k: folder with train.jsonl/test.jsonl (else the hub).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N questions.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 16,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    extraction: ExtractionOpt = "paper",
+    out: Annotated[Path | None, typer.Option(help="Write per-question records (JSONL).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+) -> None:
+    """Evaluate a model greedily on a task split with the paper's metrics."""
+    from rewardsmith.cli import console
+    from rewardsmith.cli._render import metrics_table
+
+    _check_extraction(extraction)
+    result = run_eval(
+        model,
+        task_name=task,
+        split=split,
+        adapter=adapter,
+        data_dir=data_dir,
+        limit=limit,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        extraction=extraction,
+        out=out,
+    )
+    if as_json:
+        print(json.dumps(result.metrics.to_dict()))
+        return
+    console.print(metrics_table(result.metrics, f"{model} on {task}/{split} ({extraction})"))
+    if out is not None:
+        console.print(f"records: {out}")
+
+
+def score_command(
+    file: Annotated[Path, typer.Argument(help='JSONL with {"response": ..., "answer": ...} lines.')],
+    extraction: ExtractionOpt = "paper",
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+) -> None:
+    """Score existing model outputs with the paper's metrics."""
+    from rewardsmith.cli import console
+    from rewardsmith.cli._render import metrics_table
+    from rewardsmith.evaluation import read_scored_file, score_responses
+
+    _check_extraction(extraction)
+    responses, golds = read_scored_file(file)
+    result = score_responses(responses, golds, mode=extraction)  # type: ignore[arg-type]
+    if as_json:
+        print(json.dumps(result.metrics.to_dict()))
+    else:
+        console.print(metrics_table(result.metrics, f"{file} ({extraction})"))
+
+
+def bootstrap_model_command(
+    preset: Annotated[str, typer.Option(help="Embedded model recipe: default or tiny.")] = "default",
+    force: Annotated[bool, typer.Option(help="Rebuild even when cached.")] = False,
+    eval_limit: Annotated[int, typer.Option(min=1, help="Validation questions to check.")] = 200,
+) -> None:
+    """Build (or reuse) the embedded default policy and report what it reaches on validation."""
+    from rewardsmith.bootstrap import (
+        build_embedded_model,
+        embedded_model_dir,
+        ensure_embedded_model,
+        get_preset,
+    )
+    from rewardsmith.cli import console
+    from rewardsmith.cli._render import metrics_table
+
+    cfg = get_preset(preset)
+    if force or not (embedded_model_dir(cfg) / "bootstrap.json").is_file():
+        with console.status(f"training the embedded model ({preset}) with SFTTrainer..."):
+            info = build_embedded_model(cfg)
+        console.print(
+            f"built in {info['seconds']}s: {info['parameters']:,} parameters, "
+            f"{info['steps']} SFT steps, final train loss {info['train_loss']:.3f}"
+        )
+    path = ensure_embedded_model(preset)
+    console.print(f"embedded model: {path}")
+    result = run_eval(
+        f"embedded:{preset}" if preset != "default" else "embedded",
+        task_name="synthetic",
+        split="val",
+        limit=eval_limit,
+        batch_size=32,
+    )
+    console.print(metrics_table(result.metrics, f"embedded ({preset}) on synthetic/val"))
+
+
+
+
+def demo_command(
+    run_dir: Annotated[Path, typer.Option(help="Where to write records.")] = Path("runs/demo"),
+) -> None:
+    """The main job on its embedded default: build the embedded model, evaluate it on val and test.
+
+    Needs no GPU, no API key and no network. (The full reward search is wired in here as it lands.)
+    """
+    from rewardsmith.cli import console
+    from rewardsmith.cli._render import metrics_table
+
+    bootstrap_model_command(preset="default", force=False, eval_limit=200)
+    for split in ("test",):
+        out = run_dir / f"embedded_synthetic_{split}.jsonl"
+        result = run_eval("embedded", task_name="synthetic", split=split, batch_size=32, out=out)
+        console.print(metrics_table(result.metrics, f"embedded on synthetic/{split}"))
+        console.print(f"records: {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to ``app``."""
+    app.command("demo")(demo_command)
+    app.command("bootstrap-model")(bootstrap_model_command)
+    app.command("eval")(eval_command)
+    app.command("score")(score_command)

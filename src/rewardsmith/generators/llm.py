@@ -1,0 +1,244 @@
+"""The LLM generator: an OpenAI-compatible chat endpoint or Anthropic's Messages API.
+
+Each :meth:`LLMGenerator.propose` sends one prompt (:func:`.prompt.build_prompt`) and parses
+the reply (:func:`.parsing.parse_reply`). Transient failures
+(HTTP 429, 5xx, timeouts, dropped connections) are retried with bounded exponential backoff under
+our own control (the SDKs' retries are switched off); other API errors are not retried. When every
+attempt fails, a ``"request"`` rejection is recorded and no candidate is returned: nothing raises.
+
+Everything is saved under ``out_dir/round_RR/``: ``attempt_K.prompt.txt`` (the prompt),
+``attempt_K.response.txt`` (the raw reply text) or ``attempt_K.error.txt``, and for a reply
+``attempt_K.json`` (the parsed candidates and rejections). ``K`` keeps counting across calls in the
+same round, so nothing is overwritten.
+
+The SDKs are imported only when a request is made, with a clear error when missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.errors import ConfigError
+from rewardsmith.generators.base import Rejection, RoundContext
+from rewardsmith.generators.parsing import parse_reply
+from rewardsmith.generators.prompt import DEFAULT_MAX_CHARS, Prompt, build_prompt
+from rewardsmith.rewards.candidate import Candidate
+
+logger = logging.getLogger(__name__)
+
+PROVIDERS = ("openai", "anthropic")
+KEY_ENV = {"openai": ("OPENAI_API_KEY", "REWARDSMITH_API_KEY"),
+           "anthropic": ("ANTHROPIC_API_KEY", "REWARDSMITH_API_KEY")}  # fmt: skip
+DEFAULT_MODELS = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-5"}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Up to ``max_attempts`` tries; after failed try k, wait ``initial_delay_s * 2**(k-1)``.
+
+    The wait is capped at ``max_delay_s``; tests use tiny delays.
+    """
+
+    max_attempts: int = 4
+    initial_delay_s: float = 2.0
+    max_delay_s: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay_s, self.initial_delay_s * 2 ** (attempt - 1))
+
+
+class RequestFailed(Exception):
+    """A request that failed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def api_key_from_env(provider: str, env: dict[str, str] | None = None) -> str | None:
+    """The first non-empty key among the provider's variables (:data:`KEY_ENV`), else None."""
+    env = os.environ if env is None else env
+    for variable in KEY_ENV[provider]:
+        if env.get(variable):
+            return env[variable]
+    return None
+
+
+class LLMGenerator:
+    """Asks a chat model for rewards; see the module docstring for retries and saved files.
+
+    ``provider`` is ``"openai"`` (any OpenAI-compatible server via ``base_url``) or
+    ``"anthropic"``. The key comes from ``api_key`` or the environment; a local server given by
+    ``base_url`` may run without one. ``timeout_s`` bounds each HTTP request.
+    """
+
+    def __init__(
+        self,
+        *,
+        out_dir: str | Path,
+        provider: str = "openai",
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        temperature: float = 1.0,
+        max_tokens: int = 8192,
+        timeout_s: float = 180.0,
+        retry: RetryPolicy | None = None,
+        seed: int = 0,
+        max_prompt_chars: int = DEFAULT_MAX_CHARS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if provider not in PROVIDERS:
+            raise ConfigError(
+                f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
+            )
+        key = api_key or api_key_from_env(provider)
+        if key is None and base_url is None:
+            names = " or ".join(KEY_ENV[provider])
+            raise ConfigError(f"the {provider} generator needs an API key: set {names}")
+        self.provider = provider
+        self.model = model or DEFAULT_MODELS[provider]
+        self.name = f"llm/{self.model}"
+        self.base_url = base_url
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.seed = seed
+        self.max_prompt_chars = max_prompt_chars
+        self.out_dir = Path(out_dir)
+        self.rejections: list[Rejection] = []
+        self._sleep = sleep
+        self._key = key or "not-needed"  # local OpenAI-compatible servers ignore the key
+        self._client: Any = None
+
+    def propose(self, round: int, n: int, context: RoundContext) -> list[Candidate]:
+        """Ask once (with retries) for ``n`` rewards; unusable output is recorded, not raised."""
+        prompt = build_prompt(
+            context, n, round=round, seed=self.seed, max_chars=self.max_prompt_chars
+        )
+        round_dir = self.out_dir / f"round_{round:02d}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        first = 1 + len(list(round_dir.glob("attempt_*.prompt.txt")))
+        for attempt in range(first, first + self.retry.max_attempts):
+            stem = round_dir / f"attempt_{attempt}"
+            _save(stem, ".prompt.txt", prompt.as_text())
+            try:
+                reply = self._complete(prompt)
+            except RequestFailed as exc:
+                _save(stem, ".error.txt", f"{exc}\n")
+                tries = attempt - first + 1
+                if not exc.retryable or tries == self.retry.max_attempts:
+                    reason = f"request failed after {tries} attempt(s): {exc}"
+                    logger.warning("%s, round %d: %s", self.name, round, reason)
+                    self.rejections.append(Rejection(round, self.name, "request", reason))
+                    return []
+                delay = self.retry.delay(tries)
+                logger.info("%s: %s; retrying in %.1f s", self.name, exc, delay)
+                self._sleep(delay)
+                continue
+            return self._parse(reply, round, stem)
+        return []  # unreachable: the loop returns on success and on the last failure
+
+    def _parse(self, reply: str, round: int, stem: Path) -> list[Candidate]:
+        _save(stem, ".response.txt", reply)
+        result = parse_reply(reply, round=round, generator=self.name)
+        record = {
+            "candidates": [c.to_dict() for c in result.candidates],
+            "rejections": [r.to_dict() for r in result.rejections],
+        }
+        _save(stem, ".json", json.dumps(record, indent=2))
+        self.rejections.extend(result.rejections)
+        return result.candidates
+
+    def _complete(self, prompt: Prompt) -> str:
+        if self.provider == "anthropic":
+            return _anthropic_complete(self, prompt)
+        return _openai_complete(self, prompt)
+
+    def client(self) -> Any:
+        """The SDK client, created on first use (SDK retries off: we retry ourselves)."""
+        if self._client is None:
+            sdk = _import_sdk(self.provider)
+            cls = sdk.Anthropic if self.provider == "anthropic" else sdk.OpenAI
+            self._client = cls(
+                api_key=self._key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
+            )
+        return self._client
+
+
+def _save(stem: Path, suffix: str, text: str) -> None:
+    stem.parent.joinpath(stem.name + suffix).write_text(text, encoding="utf-8")
+
+
+def _import_sdk(provider: str) -> Any:
+    try:
+        if provider == "anthropic":
+            import anthropic as sdk
+        else:
+            import openai as sdk
+    except ImportError as exc:
+        raise ConfigError(
+            f"the {provider} generator needs the '{provider}' package: "
+            "pip install 'rewardsmith[llm]'"
+        ) from exc
+    return sdk
+
+
+def _openai_complete(gen: LLMGenerator, prompt: Prompt) -> str:
+    sdk = _import_sdk("openai")
+    try:
+        response = gen.client().chat.completions.create(
+            model=gen.model,
+            messages=[
+                {"role": "system", "content": prompt.system},
+                {"role": "user", "content": prompt.user},
+            ],
+            temperature=gen.temperature,
+            max_tokens=gen.max_tokens,
+        )
+    except sdk.APIError as exc:
+        raise _classify(sdk, exc) from exc
+    if not response.choices:
+        return ""
+    return response.choices[0].message.content or ""
+
+
+def _anthropic_complete(gen: LLMGenerator, prompt: Prompt) -> str:
+    sdk = _import_sdk("anthropic")
+    try:
+        response = gen.client().messages.create(
+            model=gen.model,
+            system=prompt.system,
+            messages=[{"role": "user", "content": prompt.user}],
+            temperature=gen.temperature,
+            max_tokens=gen.max_tokens,
+        )
+    except sdk.APIError as exc:
+        raise _classify(sdk, exc) from exc
+    return "".join(getattr(block, "text", "") for block in response.content or [])
+
+
+def _classify(sdk: Any, exc: Exception) -> RequestFailed:
+    """Turn an SDK error into a :class:`RequestFailed` that knows whether to retry."""
+    if isinstance(exc, sdk.APITimeoutError):
+        return RequestFailed(f"timed out: {exc}", retryable=True)
+    if isinstance(exc, sdk.APIConnectionError):
+        return RequestFailed(f"connection error: {exc}", retryable=True)
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, sdk.APIStatusError) and status is not None:
+        retryable = status == 429 or status >= 500
+        return RequestFailed(f"HTTP {status}: {_short(str(exc))}", retryable=retryable)
+    return RequestFailed(f"{type(exc).__name__}: {_short(str(exc))}", retryable=False)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,60 @@
+"""Tasks: named train / validation / test splits of math questions plus a prompt format.
+
+Built-in tasks live in :data:`TASKS`, a plain registry:
+
+- ``synthetic``: procedurally generated word problems (the embedded default, offline);
+- ``gsm8k``: GSM8K from a folder (``data_dir=``) or from the hub dataset ``openai/gsm8k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rewardsmith.errors import ConfigError
+from rewardsmith.extraction import Tags
+from rewardsmith.tasks.base import PAPER_SYSTEM_PROMPT, PromptFormat, Task
+from rewardsmith.tasks.gsm8k import load_gsm8k
+from rewardsmith.tasks.synthetic import SyntheticConfig, make_synthetic_task
+
+
+def _gsm8k(prompt: PromptFormat, data_dir: str | None = None, **kw: Any) -> Task:
+    return load_gsm8k(data_dir, prompt=prompt, **kw)
+
+
+def _synthetic(prompt: PromptFormat, **kw: Any) -> Task:
+    return make_synthetic_task(prompt=prompt, **kw)
+
+
+TASKS: dict[str, Callable[..., Task]] = {"gsm8k": _gsm8k, "synthetic": _synthetic}
+
+
+def get_task(
+    name: str,
+    *,
+    tags: Tags | None = None,
+    system_prompt: str | None = None,
+    **options: Any,
+) -> Task:
+    """Build a task by name; ``options`` go to its loader (e.g. ``data_dir``, ``val_size``)."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}")
+    prompt = PromptFormat(
+        tags=tags or PromptFormat().tags, system_prompt=system_prompt or PAPER_SYSTEM_PROMPT
+    )
+    try:
+        return TASKS[name](prompt, **options)
+    except TypeError as exc:
+        raise ConfigError(f"task {name!r}: bad option ({exc})") from exc
+
+
+__all__ = [
+    "PAPER_SYSTEM_PROMPT",
+    "PromptFormat",
+    "SyntheticConfig",
+    "TASKS",
+    "Task",
+    "get_task",
+    "load_gsm8k",
+    "make_synthetic_task",
+]
