@@ -44,14 +44,14 @@ SPECIAL_TOKENS = ["<|pad|>", "<|im_start|>", "<|im_end|>"]
 class EmbeddedModelConfig:
     """Recipe of the embedded model: task knobs, architecture and SFT budget."""
 
-    task: dict[str, Any] = field(default_factory=lambda: {"n_train": 2000, "seed": 0})
+    task: dict[str, Any] = field(default_factory=dict)  # synthetic-task knobs (defaults if empty)
     vocab_size: int = 512
     hidden_size: int = 128
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 384
     max_length: int = 320
-    epochs: float = 2.0
+    epochs: float = 3.0
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
@@ -65,7 +65,7 @@ PRESETS: dict[str, EmbeddedModelConfig] = {
     "default": EmbeddedModelConfig(),
     # A seconds-scale build for the test suite: same pipeline, far less training.
     "tiny": EmbeddedModelConfig(
-        task={"n_train": 200, "n_val": 50, "n_test": 50, "seed": 0},
+        task={"n_train": 300},
         hidden_size=64,
         num_layers=2,
         num_heads=2,

@@ -149,7 +149,7 @@ def evaluate(
 
 
 def read_scored_file(path: str | Path) -> tuple[list[str], list[str]]:
-    """Read ``{"response", "answer"}`` JSONL for ``rewardsmith score``; errors name file and line."""
+    """Read ``{"response", "answer"}`` JSONL for ``score``; errors name the file and line."""
     from rewardsmith.tasks.gsm8k import iter_jsonl
 
     path = Path(path)

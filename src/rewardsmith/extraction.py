@@ -42,7 +42,7 @@ EXTRACTION_MODES: tuple[str, ...] = ("paper", "flexible")
 
 @dataclass(frozen=True)
 class Tags:
-    """The four tags of the response format; the paper's ``<thinking>``/``<solution>`` by default."""
+    """The four tags of the response format (the paper's ``<thinking>``/``<solution>``)."""
 
     reasoning_start: str = "<thinking>"
     reasoning_end: str = "</thinking>"

@@ -107,6 +107,9 @@ def bootstrap_ci(
 
     ext = np.asarray(extracted, dtype=float)
     cor = np.asarray(correct, dtype=float)
+    if len(ext) < 2:  # nothing to resample: the interval is the point itself
+        point = score_outcomes(ext.astype(bool), cor.astype(bool))
+        return {"f1": (point.f1, point.f1), "accuracy": (point.accuracy, point.accuracy)}
 
     def f1_stat(e: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
         tp = c.sum(axis=axis)

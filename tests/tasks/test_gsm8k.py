@@ -34,7 +34,9 @@ def test_gold_parsing() -> None:
         parse_gold("no marker", where="f:3")
 
 
-def _folder(tmp_path: Path, train: str, test: str = '{"question": "q", "answer": "#### 1"}\n') -> Path:
+def _folder(
+    tmp_path: Path, train: str, test: str = '{"question": "q", "answer": "#### 1"}\n'
+) -> Path:
     (tmp_path / "train.jsonl").write_text(train)
     (tmp_path / "test.jsonl").write_text(test)
     return tmp_path
@@ -47,7 +49,9 @@ def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_missing_gold_marker(tmp_path: Path) -> None:
-    folder = _folder(tmp_path, '{"question": "q", "answer": "#### 1"}\n{"question": "q2", "answer": "2"}\n')
+    folder = _folder(
+        tmp_path, '{"question": "q", "answer": "#### 1"}\n{"question": "q2", "answer": "2"}\n'
+    )
     with pytest.raises(DataError, match=r"train\.jsonl:2: answer has no '####'"):
         load_gsm8k(folder, val_size=0)
 

@@ -18,7 +18,7 @@ def test_deterministic_for_a_seed() -> None:
 
 def test_splits_are_disjoint_and_sized() -> None:
     t = get_task("synthetic")
-    assert (len(t.train), len(t.val), len(t.test)) == (2000, 200, 300)
+    assert (len(t.train), len(t.val), len(t.test)) == (4000, 200, 300)
     assert t.overlap("train", "val") == t.overlap("train", "test") == t.overlap("val", "test") == 0
 
 
@@ -40,8 +40,13 @@ def test_difficulty_knobs() -> None:
 
 @pytest.mark.parametrize(
     "knobs",
-    [{"min_steps": 0}, {"min_steps": 3, "max_steps": 2}, {"max_number": 1}, {"n_train": -1},
-     {"colour": "red"}],
+    [
+        {"min_steps": 0},
+        {"min_steps": 3, "max_steps": 2},
+        {"max_number": 1},
+        {"n_train": -1},
+        {"colour": "red"},
+    ],
 )
 def test_bad_knobs(knobs: dict) -> None:
     with pytest.raises(ConfigError):
@@ -55,7 +60,9 @@ def test_prompt_format_defaults_and_custom_tags() -> None:
     system = t.prompt.messages("q")[0]["content"]
     assert "<thinking>" in system and "<solution>" in system
     tags = Tags("<r>", "</r>", "<a>", "</a>")
-    t2 = get_task("synthetic", n_train=1, n_val=1, n_test=1, tags=tags, system_prompt="Use {solution_start}.")
+    t2 = get_task(
+        "synthetic", n_train=1, n_val=1, n_test=1, tags=tags, system_prompt="Use {solution_start}."
+    )
     assert t2.prompt.messages("q")[0]["content"] == "Use <a>."
     assert t2.prompt.response("r", "5").endswith("<a>\n5\n</a>")
 

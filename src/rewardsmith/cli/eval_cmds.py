@@ -20,7 +20,9 @@ def _check_extraction(mode: str) -> str:
     from rewardsmith.extraction import EXTRACTION_MODES
 
     if mode not in EXTRACTION_MODES:
-        raise typer.BadParameter(f"choose one of {', '.join(EXTRACTION_MODES)}", param_hint="--extraction")
+        raise typer.BadParameter(
+            f"choose one of {', '.join(EXTRACTION_MODES)}", param_hint="--extraction"
+        )
     return mode
 
 
@@ -86,12 +88,16 @@ def eval_command(
     data_dir: Annotated[
         str | None, typer.Option(help="gsm8k: folder with train.jsonl/test.jsonl (else the hub).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate the first N questions.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate the first N questions.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 16,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
     extraction: ExtractionOpt = "paper",
     out: Annotated[Path | None, typer.Option(help="Write per-question records (JSONL).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics as one JSON object.")
+    ] = False,
 ) -> None:
     """Evaluate a model greedily on a task split with the paper's metrics."""
     from rewardsmith.cli import console
@@ -119,9 +125,13 @@ def eval_command(
 
 
 def score_command(
-    file: Annotated[Path, typer.Argument(help='JSONL with {"response": ..., "answer": ...} lines.')],
+    file: Annotated[
+        Path, typer.Argument(help='JSONL with {"response": ..., "answer": ...} lines.')
+    ],
     extraction: ExtractionOpt = "paper",
-    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics as one JSON object.")
+    ] = False,
 ) -> None:
     """Score existing model outputs with the paper's metrics."""
     from rewardsmith.cli import console
@@ -138,7 +148,9 @@ def score_command(
 
 
 def bootstrap_model_command(
-    preset: Annotated[str, typer.Option(help="Embedded model recipe: default or tiny.")] = "default",
+    preset: Annotated[
+        str, typer.Option(help="Embedded model recipe: default or tiny.")
+    ] = "default",
     force: Annotated[bool, typer.Option(help="Rebuild even when cached.")] = False,
     eval_limit: Annotated[int, typer.Option(min=1, help="Validation questions to check.")] = 200,
 ) -> None:
@@ -170,8 +182,6 @@ def bootstrap_model_command(
         batch_size=32,
     )
     console.print(metrics_table(result.metrics, f"embedded ({preset}) on synthetic/val"))
-
-
 
 
 def demo_command(

@@ -71,23 +71,33 @@ def api_key_from_env(provider: str, env: dict[str, str] | None = None) -> str | 
     return None
 
 
+def default_provider(env: dict[str, str] | None = None) -> str:
+    """``"anthropic"`` when only an Anthropic key is set, else ``"openai"``."""
+    env = os.environ if env is None else env
+    only_anthropic = env.get("ANTHROPIC_API_KEY") and not (
+        env.get("OPENAI_API_KEY") or env.get("REWARDSMITH_API_KEY")
+    )
+    return "anthropic" if only_anthropic else "openai"
+
+
 class LLMGenerator:
     """Asks a chat model for rewards; see the module docstring for retries and saved files.
 
     ``provider`` is ``"openai"`` (any OpenAI-compatible server via ``base_url``) or
-    ``"anthropic"``. The key comes from ``api_key`` or the environment; a local server given by
-    ``base_url`` may run without one. ``timeout_s`` bounds each HTTP request.
+    ``"anthropic"`` (default: :func:`default_provider`). The key comes from ``api_key`` or the
+    environment; a local server given by ``base_url`` may run without one. ``timeout_s`` bounds
+    each HTTP request; ``temperature`` is sent only when given (some models reject it).
     """
 
     def __init__(
         self,
         *,
         out_dir: str | Path,
-        provider: str = "openai",
+        provider: str | None = None,
         model: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         max_tokens: int = 8192,
         timeout_s: float = 180.0,
         retry: RetryPolicy | None = None,
@@ -95,6 +105,7 @@ class LLMGenerator:
         max_prompt_chars: int = DEFAULT_MAX_CHARS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        provider = provider or default_provider()
         if provider not in PROVIDERS:
             raise ConfigError(
                 f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}"
@@ -127,25 +138,27 @@ class LLMGenerator:
         round_dir = self.out_dir / f"round_{round:02d}"
         round_dir.mkdir(parents=True, exist_ok=True)
         first = 1 + len(list(round_dir.glob("attempt_*.prompt.txt")))
-        for attempt in range(first, first + self.retry.max_attempts):
-            stem = round_dir / f"attempt_{attempt}"
+        failure: RequestFailed | None = None
+        for tries in range(1, self.retry.max_attempts + 1):
+            if failure is not None:
+                delay = self.retry.delay(tries - 1)
+                logger.info("%s: %s; retrying in %.1f s", self.name, failure, delay)
+                self._sleep(delay)
+            stem = round_dir / f"attempt_{first + tries - 1}"
             _save(stem, ".prompt.txt", prompt.as_text())
             try:
                 reply = self._complete(prompt)
             except RequestFailed as exc:
                 _save(stem, ".error.txt", f"{exc}\n")
-                tries = attempt - first + 1
-                if not exc.retryable or tries == self.retry.max_attempts:
-                    reason = f"request failed after {tries} attempt(s): {exc}"
-                    logger.warning("%s, round %d: %s", self.name, round, reason)
-                    self.rejections.append(Rejection(round, self.name, "request", reason))
-                    return []
-                delay = self.retry.delay(tries)
-                logger.info("%s: %s; retrying in %.1f s", self.name, exc, delay)
-                self._sleep(delay)
+                failure = exc
+                if not exc.retryable:
+                    break
                 continue
             return self._parse(reply, round, stem)
-        return []  # unreachable: the loop returns on success and on the last failure
+        reason = f"request failed after {tries} attempt(s): {failure}"
+        logger.warning("%s, round %d: %s", self.name, round, reason)
+        self.rejections.append(Rejection(round, self.name, "request", reason))
+        return []
 
     def _parse(self, reply: str, round: int, stem: Path) -> list[Candidate]:
         _save(stem, ".response.txt", reply)
@@ -194,15 +207,14 @@ def _import_sdk(provider: str) -> Any:
 
 def _openai_complete(gen: LLMGenerator, prompt: Prompt) -> str:
     sdk = _import_sdk("openai")
+    messages = [
+        {"role": "system", "content": prompt.system},
+        {"role": "user", "content": prompt.user},
+    ]
+    extra = {} if gen.temperature is None else {"temperature": gen.temperature}
     try:
         response = gen.client().chat.completions.create(
-            model=gen.model,
-            messages=[
-                {"role": "system", "content": prompt.system},
-                {"role": "user", "content": prompt.user},
-            ],
-            temperature=gen.temperature,
-            max_tokens=gen.max_tokens,
+            model=gen.model, messages=messages, max_tokens=gen.max_tokens, **extra
         )
     except sdk.APIError as exc:
         raise _classify(sdk, exc) from exc
@@ -213,13 +225,15 @@ def _openai_complete(gen: LLMGenerator, prompt: Prompt) -> str:
 
 def _anthropic_complete(gen: LLMGenerator, prompt: Prompt) -> str:
     sdk = _import_sdk("anthropic")
+    # Sent as an extra body field: recent SDK versions no longer take it as an argument.
+    extra = None if gen.temperature is None else {"temperature": gen.temperature}
     try:
         response = gen.client().messages.create(
             model=gen.model,
             system=prompt.system,
             messages=[{"role": "user", "content": prompt.user}],
-            temperature=gen.temperature,
             max_tokens=gen.max_tokens,
+            extra_body=extra,
         )
     except sdk.APIError as exc:
         raise _classify(sdk, exc) from exc

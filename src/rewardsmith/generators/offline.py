@@ -162,15 +162,14 @@ class OfflineGenerator:
         return genome[:index] + (random_gene(rng.choice(unused), rng),) + genome[index + 1 :]
 
     def _cross(self, first: Genome, second: Genome, rng: random.Random) -> Genome:
-        """Components drawn from both parents (one gene per kind), then lightly mutated."""
-        pool: dict[str, Gene] = {}
+        """One gene from each parent, then more from either (one per kind), lightly mutated."""
+        child = {gene.kind: gene for gene in (rng.choice(first), rng.choice(second))}
+        size = rng.randint(max(len(child), self.min_components), self.max_components)
         for gene in rng.sample(first + second, len(first) + len(second)):
-            pool.setdefault(gene.kind, gene)
-        kinds = sorted(pool)
-        low = min(self.min_components, len(kinds))
-        size = rng.randint(low, min(self.max_components, len(kinds)))
-        child = tuple(pool[kind] for kind in rng.sample(kinds, size))
-        return _mutate(child, rng, rate=0.2)
+            if len(child) >= size:
+                break
+            child.setdefault(gene.kind, gene)
+        return _mutate(tuple(child.values()), rng, rate=0.2)
 
 
 _OP_WEIGHTS = {"mutation": 4.0, "crossover": 3.0, "addition": 1.0, "removal": 1.0, "swap": 1.0}

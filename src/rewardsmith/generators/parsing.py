@@ -7,13 +7,14 @@ Accepted forms, tried in order:
    the whole reply, inside a fenced block (```` ```json ````), or embedded in prose. Literal
    newlines inside JSON strings (a common model mistake in ``code``) are tolerated.
 2. Python: fenced ```` ```python ```` blocks (or a reply that is Python source) defining one or
-   more reward functions. Each function whose first two parameters are ``prompts, completions``
-   becomes a candidate named after the function; imports, constants and helper functions of the
+   more reward functions. Each public function with a ``completions`` parameter becomes a
+   candidate named after the function; imports, constants and helper functions of the
    block are kept with each of them; the description is the docstring's first line.
 
 Per item problems (no code, a name that is not an identifier, a name repeated in the reply) and
 whole-reply problems (empty, nothing parsable) become
-:class:`~rewardsmith.generators.base.Rejection` records. Nothing here raises on model output and nothing here runs the code.
+:class:`~rewardsmith.generators.base.Rejection` records. Nothing here raises on model output
+and nothing here runs the code.
 
 >>> result = parse_reply('[{"name": "r", "code": "def r(prompts, completions, **kw): ...", '
 ...                      '"description": "d"}]', round=1, generator="llm")
@@ -176,8 +177,9 @@ def _top_level_functions(code: str) -> list[ast.FunctionDef]:
 
 
 def _looks_like_reward(fn: ast.FunctionDef) -> bool:
-    params = [arg.arg for arg in fn.args.posonlyargs + fn.args.args]
-    return params[:2] == ["prompts", "completions"]
+    """A public function with a ``completions`` parameter (validation checks the rest)."""
+    params = [arg.arg for arg in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
+    return "completions" in params and not fn.name.startswith("_")
 
 
 def _find_python_functions(text: str) -> list[tuple[str, str, str]]:

@@ -204,7 +204,7 @@ def @fn(text, gold):
 
 _REPETITION = r"""
 def @fn(text, gold):
-    words = text.lower().split()[:2000]
+    words = text.lower().split()[:900]
     size = int(@ngram)
     if len(words) <= size:
         return 0.0

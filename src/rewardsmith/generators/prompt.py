@@ -126,8 +126,8 @@ def build_prompt(
 def _user_message(context: RoundContext, n: int, examples: list, detail: _Detail) -> str:
     tags = context.tags
     sections = [
-        "You design reward functions for GRPO training of a language model on grade-school math "
-        "word problems (GSM8K). The model is asked to answer in exactly this format:\n\n"
+        "You design reward functions for GRPO training of a language model on math word problems "
+        "(GSM8K style). The model is asked to answer in exactly this format:\n\n"
         f"{tags.reasoning_start}\n[step-by-step reasoning]\n{tags.reasoning_end}\n"
         f"{tags.solution_start}\n[final numeric answer, just the number]\n{tags.solution_end}\n\n"
         "Each reward you write is added to three base rewards that are always on: "
@@ -168,7 +168,8 @@ def _constraints_section() -> str:
             "- Return a list of finite floats with exactly one value per completion.",
             "- Deterministic (the same input gives the same output) and fast: well under 10 ms "
             "for a batch of 16 completions; no unbounded loops.",
-            "- Never raise: handle missing tags, empty completions, unicode and very long text.",
+            "- Never raise: handle missing tags, empty completions, unicode and very long text. "
+            "range() is limited to 1,000 elements.",
             "- A garbage completion must not score higher than a correct, well-formatted one.",
         ]
     )

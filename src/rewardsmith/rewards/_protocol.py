@@ -29,6 +29,10 @@ class DeadlineExceeded(ProtocolError):
     """The deadline passed before the message was fully sent or received."""
 
 
+class SendFailed(ProtocolError):
+    """The peer closed its end before reading the whole message (it was already dead)."""
+
+
 def _wait(fd: int, deadline: float | None, for_write: bool) -> None:
     if deadline is None:
         return
@@ -42,18 +46,28 @@ def _wait(fd: int, deadline: float | None, for_write: bool) -> None:
         raise DeadlineExceeded("deadline passed")
 
 
-def write_message(fd: int, message: Any, deadline: float | None = None) -> None:
-    """Send one JSON message; ``fd`` must be non-blocking when a deadline is given."""
+def encode(message: Any) -> bytes:
+    """One framed message; raises ``TypeError``/``ValueError`` for what JSON cannot hold."""
     payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    return _HEADER.pack(len(payload)) + payload
+
+
+def write_message(fd: int, message: Any, deadline: float | None = None) -> None:
+    """Send one JSON message (see :func:`write_frame`)."""
+    write_frame(fd, encode(message), deadline)
+
+
+def write_frame(fd: int, frame: bytes, deadline: float | None = None) -> None:
+    """Send an encoded frame; ``fd`` must be non-blocking when a deadline is given."""
+    view = memoryview(frame)
     while view:
         _wait(fd, deadline, for_write=True)
         try:
             written = os.write(fd, view)
         except BlockingIOError:
             continue
-        except (BrokenPipeError, OSError) as exc:
-            raise ProtocolError(f"write failed: {exc}") from exc
+        except OSError as exc:
+            raise SendFailed(f"write failed: {exc}") from exc
         view = view[written:]
 
 

@@ -17,6 +17,7 @@ import ast
 import builtins
 import importlib
 import operator
+import re
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,9 +28,11 @@ from RestrictedPython.Guards import (
     full_write_guard,
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
+    raise_,
     safer_getattr,
 )
 from RestrictedPython.PrintCollector import PrintCollector
+from RestrictedPython.transformer import RestrictingNodeTransformer
 
 #: The paper's allow-list plus standard modules a reward legitimately needs.
 ALLOWED_MODULES: frozenset[str] = frozenset(
@@ -61,6 +64,21 @@ _EXTRA_BUILTINS = (
 _REMOVED_BUILTINS = ("setattr", "delattr", "id")
 
 
+#: ``_helper`` names are allowed (LLMs write them); ``__dunder``, ``_guard_`` names and the
+#: transformer's own ``_print``/``_tmpN`` variables are not.
+_PRIVATE_NAME = re.compile(r"_[A-Za-z0-9](?:[A-Za-z0-9_]*[A-Za-z0-9])?")
+_INTERNAL_NAME = re.compile(r"_print|_tmp\d+")
+
+
+class _RewardPolicy(RestrictingNodeTransformer):
+    """RestrictedPython's policy, plus single-underscore helper names."""
+
+    def check_name(self, node, name, allow_magic_methods=False):  # noqa: D102 - see base class
+        if name and _PRIVATE_NAME.fullmatch(name) and not _INTERNAL_NAME.fullmatch(name):
+            return
+        super().check_name(node, name, allow_magic_methods)
+
+
 class RestrictionError(Exception):
     """The code is not valid restricted Python or imports a module outside the allow-list."""
 
@@ -82,7 +100,7 @@ def check_restricted(code: str, filename: str = "<reward>") -> types.CodeType:
 
     Raises :class:`RestrictionError` naming every problem found (with line numbers).
     """
-    result = compile_restricted_exec(code, filename=filename)
+    result = compile_restricted_exec(code, filename=filename, policy=_RewardPolicy)
     errors = list(result.errors)
     try:
         tree = ast.parse(code, filename=filename)
@@ -95,17 +113,25 @@ def check_restricted(code: str, filename: str = "<reward>") -> types.CodeType:
                 errors.append(f"Line {line}: import of {module!r} is not allowed")
     if errors or result.code is None:
         allowed = ", ".join(sorted(ALLOWED_MODULES))
-        hint = f" (allowed imports: {allowed})" if any("import" in e for e in errors) else ""
+        hint = f" (allowed imports: {allowed})" if any("import of" in e for e in errors) else ""
         raise RestrictionError("; ".join(errors) + hint)
     return result.code
 
 
-def module_view(name: str) -> types.SimpleNamespace:
+class ModuleView(types.SimpleNamespace):
+    """What a reward sees of an allowed module."""
+
+    def __getattr__(self, attr: str) -> Any:
+        module = self.__dict__.get("__name__", "?")
+        raise AttributeError(f"module {module!r} has no attribute {attr!r} available to rewards")
+
+
+def module_view(name: str) -> ModuleView:
     """A namespace of ``name``'s public, non-module attributes, minus the deny-list."""
     module = importlib.import_module(name)
     denied = _DENIED_ATTRIBUTES.get(name, frozenset())
     public = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
-    view = types.SimpleNamespace()
+    view = ModuleView()
     for attr in public:
         if attr.startswith("_") or attr in denied or not hasattr(module, attr):
             continue
@@ -117,13 +143,22 @@ def module_view(name: str) -> types.SimpleNamespace:
     return view
 
 
+#: Imported lazily by the standard library (text codecs); loaded before confinement.
+_PRELOADED_EXTRAS = ("encodings.ascii", "encodings.latin_1", "encodings.cp1252",
+                     "encodings.utf_16", "encodings.utf_32", "encodings.idna")  # fmt: skip
+
+
 def preload_modules() -> None:
-    """Import every allowed module now, before the worker loses access to the file system."""
-    for name in sorted(ALLOWED_MODULES):
+    """Import the allowed modules (and the codecs they load lazily) before confinement.
+
+    Once confined, the worker may not be able to read the standard library at all (Landlock, or
+    ``nobody`` facing an interpreter installed under ``/root``), so nothing may be imported late.
+    """
+    for name in sorted(ALLOWED_MODULES) + list(_PRELOADED_EXTRAS):
         importlib.import_module(name)
 
 
-def _guarded_import(views: dict[str, types.SimpleNamespace]) -> Callable[..., Any]:
+def _guarded_import(views: dict[str, ModuleView]) -> Callable[..., Any]:
     def __import__(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A001
         if level or name not in ALLOWED_MODULES:
             raise ImportError(f"import of {name!r} is not allowed in a reward")
@@ -136,9 +171,8 @@ def _guarded_import(views: dict[str, types.SimpleNamespace]) -> Callable[..., An
 
 def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     """``getattr`` for rewards: no ``_names``, no frame/code attributes, no ``str.format``."""
-    if default:
-        return safer_getattr(obj, name, default[0])
-    return safer_getattr(obj, name)
+    # RestrictedPython's default is None for a missing attribute; raise like Python does.
+    return safer_getattr(obj, name, default[0] if default else raise_)
 
 
 def _guarded_hasattr(obj: Any, name: str) -> bool:

@@ -106,7 +106,10 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     in_fd, out_fd = _take_protocol_fds()
     _restrict.preload_modules()
-    applied, warnings = confine(config["workdir"], config["read_paths"], Limits(**config["limits"]))
+    read_paths = sorted(
+        {p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if os.path.isdir(p)}
+    )
+    applied, warnings = confine(config["workdir"], read_paths, Limits(**config["limits"]))
     _protocol.write_message(out_fd, {"op": "ready", "layers": applied, "warnings": warnings})
     server = _Server()
     while True:

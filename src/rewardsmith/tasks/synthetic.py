@@ -38,12 +38,12 @@ ITEMS = (
 class SyntheticConfig:
     """Knobs of the synthetic task; the defaults build the embedded demo task."""
 
-    n_train: int = 2000
+    n_train: int = 4000
     n_val: int = 200
     n_test: int = 300
     min_steps: int = 1
     max_steps: int = 3
-    max_number: int = 20
+    max_number: int = 12
     seed: int = 0
 
     def validate(self) -> None:
@@ -81,7 +81,7 @@ def _step(rng: random.Random, name: str, item: str, value: int, hi: int) -> tupl
 
 
 def make_problem(rng: random.Random, cfg: SyntheticConfig) -> dict[str, Any]:
-    """One problem: ``{question, answer, solution}`` with a worked, one-equation-per-step solution."""
+    """One problem ``{question, answer, solution}``; the solution has one equation per step."""
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     value = rng.randint(2, cfg.max_number)
     sentences = [f"{name} has {value} {item}."]
@@ -118,8 +118,9 @@ def make_synthetic_task(prompt: PromptFormat | None = None, **knobs: Any) -> Tas
         if problem["question"] not in seen:
             seen.add(problem["question"])
             problems.append(problem)
-    train = problems[: cfg.n_train]
-    val = problems[cfg.n_train : cfg.n_train + cfg.n_val]
-    test = problems[cfg.n_train + cfg.n_val :]
+    # test, then val, then train: changing n_train never changes the held-out splits
+    test = problems[: cfg.n_test]
+    val = problems[cfg.n_test : cfg.n_test + cfg.n_val]
+    train = problems[cfg.n_test + cfg.n_val :]
     source = "synthetic:" + ",".join(f"{k}={v}" for k, v in asdict(cfg).items())
     return Task("synthetic", train, val, test, prompt or PromptFormat(), source=source)

@@ -1,0 +1,151 @@
+"""One sandbox worker process, seen from the parent: spawn, request with a deadline, kill."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.rewards import _protocol
+from rewardsmith.rewards._confine import NOBODY_ID, Limits
+
+logger = logging.getLogger(__name__)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_BOOTSTRAP = (
+    f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+    "from rewardsmith.rewards._worker import main; main()"
+)
+_WARNED: set[str] = set()
+
+
+def _scrubbed_env(workdir: str) -> dict[str, str]:
+    """A minimal environment: nothing from the parent's (no API keys, no PYTHONPATH)."""
+    return {
+        "PATH": os.defpath,
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+class WorkerProcess:
+    """A started worker. Not thread-safe by itself: hold :attr:`lock` around :meth:`request`."""
+
+    def __init__(self, limits: Limits, startup_timeout_s: float = 30.0) -> None:
+        self.lock = threading.Lock()
+        self.loaded = False
+        self.workdir = tempfile.mkdtemp(prefix="rewardsmith-sandbox-")
+        if os.geteuid() == 0:
+            os.chown(self.workdir, NOBODY_ID, NOBODY_ID)
+        self._stderr = tempfile.TemporaryFile()
+        config = {"workdir": self.workdir, "limits": asdict(limits)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-s", "-P", "-c", _BOOTSTRAP, json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=_scrubbed_env(self.workdir),
+            cwd=self.workdir,
+            start_new_session=True,
+            close_fds=True,
+        )
+        self._in = self.proc.stdin.fileno()
+        self._out = self.proc.stdout.fileno()
+        os.set_blocking(self._in, False)
+        try:
+            ready = _protocol.read_message(self._out, time.monotonic() + startup_timeout_s)
+        except _protocol.ProtocolError as exc:
+            reason = self.describe_exit()
+            self.kill()
+            raise OSError(f"sandbox worker failed to start ({exc}): {reason}") from exc
+        self.layers = tuple(ready.get("layers", ()))
+        for warning in ready.get("warnings", ()):
+            if warning not in _WARNED:
+                _WARNED.add(warning)
+                logger.warning("sandbox layer unavailable: %s", warning)
+        logger.debug("sandbox worker %d ready with %s", self.proc.pid, ", ".join(self.layers))
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, message: dict[str, Any] | bytes, timeout_s: float) -> dict[str, Any]:
+        """Send ``message`` (a dict or an encoded frame) and wait for the reply.
+
+        Raises :class:`~._protocol.DeadlineExceeded` on timeout and
+        :class:`~._protocol.ProtocolError` when the worker died or sent garbage.
+        """
+        deadline = time.monotonic() + timeout_s
+        frame = message if isinstance(message, bytes) else _protocol.encode(message)
+        _protocol.write_frame(self._in, frame, deadline)
+        try:
+            reply = _protocol.read_message(self._out, deadline)
+        except _protocol.DeadlineExceeded:
+            raise
+        except _protocol.ProtocolError as exc:
+            if self._unread_request_bytes() > 0:  # it died before reading all of the request
+                raise _protocol.SendFailed(
+                    f"worker died before reading the request: {exc}"
+                ) from exc
+            raise
+        if not isinstance(reply, dict):
+            raise _protocol.ProtocolError(f"reply is a {type(reply).__name__}, not an object")
+        return reply
+
+    def _unread_request_bytes(self) -> int:
+        """Bytes of our last request still in the pipe (FIONREAD works on the write end)."""
+        try:
+            raw = fcntl.ioctl(self._in, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return struct.unpack("i", raw)[0]
+
+    def describe_exit(self) -> str:
+        """Why the worker ended (signal or exit code) and the tail of its stderr."""
+        try:
+            code = self.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return "worker still running"
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, self._stderr.tell() - 2000))
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        return f"{how}: {lines[-1]}" if lines else how
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group, reap it and delete its temp dir."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # the group leader already exited and the id was reused
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            logger.error("sandbox worker %d did not die after SIGKILL", self.proc.pid)
+        for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        shutil.rmtree(self.workdir, ignore_errors=True)

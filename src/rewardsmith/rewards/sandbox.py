@@ -1,0 +1,389 @@
+"""Run untrusted reward code in a pool of confined worker processes.
+
+Generated rewards never run in the trainer's process. Each loaded reward gets its own persistent
+worker (a fresh ``python`` started with a scrubbed environment, in its own session and process
+group, working in a private temp dir); the worker loads the code once and then serves many calls
+over length-prefixed JSON on pipes, so a call costs well under a millisecond of overhead.
+
+What it protects against (each claim has a test in ``tests/rewards/test_hostile.py``):
+
+* **Language-level escapes**: code is compiled with RestrictedPython (no ``_names``, no frame or
+  code attributes, no ``exec``/``eval``/``compile``/``open``/``type``, no ``str.format`` field
+  lookups) and runs with safe builtins and an import allow-list whose modules are exposed as
+  filtered views (no ``fractions.sys``, no ``operator.attrgetter``, no ``typing.get_type_hints``).
+* **Hangs and runaway work**: a wall-clock timeout per call; on timeout the worker's whole
+  process group is SIGKILLed and the worker replaced; RLIMIT_CPU caps a worker's total CPU time.
+* **Memory bombs**: RLIMIT_AS (1 GiB by default); the allocation fails inside the worker.
+* **Files**: Landlock allows reads only beneath the Python installation and the temp dir and
+  writes only beneath the temp dir (deleted with the worker); RLIMIT_FSIZE caps file size; when
+  started as root the worker runs as ``nobody``.
+* **Network**: a private network namespace (root) and Landlock's TCP rules (ABI >= 4).
+* **Processes and signals**: RLIMIT_NPROC 0 (no fork, no threads), no ``execve`` (Landlock),
+  ``no_new_privs``, no signals to processes outside the sandbox (Landlock ABI >= 6).
+* **Secrets**: the environment is scrubbed; the parent's files and ``/proc`` are unreadable.
+* **Shared state**: inputs are serialised (so copied) for every call; each reward has its own
+  process, so one reward cannot mutate what another sees.
+
+What it does not protect against:
+
+* Kernel exploits and CPU side channels: there is no seccomp filter, no user/mount namespace and
+  no VM; a kernel bug reachable from an unprivileged process breaks out.
+* Layers the host cannot provide: without root there is no network namespace or privilege drop,
+  and without Landlock (old kernels, some containers) file reads and writes are limited only by
+  the file modes of the user running rewardsmith and by the language layer. Missing layers are
+  logged once as warnings.
+* Reading the Python installation (its files are readable by design), burning the CPU time it is
+  given, and results that are wrong but well-formed: that is what validation probes for.
+
+Workers import the allowed modules before confining themselves: afterwards they may not be able
+to read the standard library at all (an interpreter under ``/root`` is unreadable to ``nobody``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rewardsmith.rewards import _protocol
+from rewardsmith.rewards._confine import Limits
+from rewardsmith.rewards._process import WorkerProcess
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 5.0
+_MAX_ERROR_CHARS = 2000
+
+__all__ = ["CallResult", "Limits", "SandboxPool", "SandboxedReward", "default_pool"]
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """The outcome of one sandboxed load or call; ``values`` is empty unless ``ok``."""
+
+    ok: bool
+    values: tuple[float | None, ...] = ()
+    error: str | None = None
+    timed_out: bool = False
+    crashed: bool = False
+    duration_s: float = 0.0
+
+
+def _frame(kwargs: dict[str, Any], n: int) -> bytes:
+    """Encode a call; keyword arguments JSON cannot carry (``trainer_state``...) are dropped."""
+    try:
+        return _protocol.encode({"op": "call", "kwargs": kwargs, "n": n})
+    except (TypeError, ValueError):
+        plain = {}
+        for key, value in kwargs.items():
+            try:
+                _protocol.encode(value)
+            except (TypeError, ValueError):
+                if key in ("prompts", "completions"):
+                    raise
+                logger.debug("not passing %r to a sandboxed reward: not JSON-serialisable", key)
+                continue
+            plain[key] = value
+        return _protocol.encode({"op": "call", "kwargs": plain, "n": n})
+
+
+class SandboxPool:
+    """Persistent confined workers, one per loaded reward, at most ``max_workers`` alive.
+
+    Thread-safe: calls to different rewards run in parallel, calls to one reward are serialised.
+    Use as a context manager or call :meth:`close`. A worker dies with the thread that started
+    it (parent-death signal); the next call then starts a new one transparently.
+    ``limits`` are the per-worker resource limits (1 GiB address space, 120 s CPU by default;
+    a worker past half its CPU budget is retired and replaced).
+    """
+
+    def __init__(
+        self,
+        max_workers: int = 8,
+        limits: Limits | None = None,
+        startup_timeout_s: float = 30.0,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self.max_workers = max_workers
+        self.limits = limits or Limits()
+        self.startup_timeout_s = startup_timeout_s
+        self._workers: OrderedDict[str, WorkerProcess] = OrderedDict()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.spawned_pids: list[int] = []  # every worker ever started, for diagnostics and tests
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _key(code: str, name: str | None, restricted: bool) -> str:
+        text = f"{name}\0{int(restricted)}\0{code}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _worker_for(self, key: str) -> WorkerProcess:
+        """The live worker for ``key``, starting one (and evicting the oldest idle) if needed."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the sandbox pool is closed")
+            worker = self._workers.get(key)
+            if worker is not None and worker.alive():
+                self._workers.move_to_end(key)
+                return worker
+            if worker is not None:  # died while idle (e.g. parent-death signal): replace it
+                self._workers.pop(key).kill()
+            while len(self._workers) >= self.max_workers:
+                idle = next((k for k, w in self._workers.items() if not w.lock.locked()), None)
+                if idle is None:
+                    break
+                self._workers.pop(idle).kill()
+        worker = WorkerProcess(self.limits, self.startup_timeout_s)
+        with self._lock:
+            self.spawned_pids.append(worker.pid)
+            raced = self._workers.get(key)
+            if self._closed or (raced is not None and raced.alive()):
+                worker.kill()  # closed meanwhile, or another thread started this reward first
+                if self._closed:
+                    raise RuntimeError("the sandbox pool is closed")
+                return raced
+            self._workers[key] = worker
+        return worker
+
+    def _drop(self, key: str, worker: WorkerProcess) -> None:
+        with self._lock:
+            if self._workers.get(key) is worker:
+                del self._workers[key]
+        worker.kill()
+
+    def _request(
+        self, key: str, worker: WorkerProcess, frame: bytes, timeout_s: float
+    ) -> dict[str, Any] | CallResult:
+        """One request; a timeout or a dead worker becomes a failed result and a fresh worker."""
+        try:
+            reply = worker.request(frame, timeout_s)
+        except _protocol.SendFailed:
+            self._drop(key, worker)  # died before this request reached it: not this call's doing
+            raise
+        except _protocol.DeadlineExceeded:
+            self._drop(key, worker)
+            return CallResult(ok=False, error=f"timed out after {timeout_s:g}s", timed_out=True)
+        except _protocol.ProtocolError as exc:
+            reason = worker.describe_exit()
+            self._drop(key, worker)
+            return CallResult(ok=False, error=f"worker crashed ({exc}; {reason})", crashed=True)
+        if float(reply.get("cpu_s", 0.0)) > self.limits.cpu_s / 2:
+            self._drop(key, worker)  # retire before RLIMIT_CPU kills it mid-call
+        return reply
+
+    def _ensure_loaded(
+        self, key: str, worker: WorkerProcess, code: str, name: str | None, restricted: bool,
+        timeout_s: float,
+    ) -> CallResult | None:  # fmt: skip
+        """Load the reward into ``worker`` once; a failed result when it does not load."""
+        if worker.loaded:
+            return None
+        message = {"op": "load", "code": code, "name": name, "restricted": restricted}
+        reply = self._request(key, worker, _protocol.encode(message), timeout_s)
+        if isinstance(reply, CallResult):
+            return reply
+        if not reply.get("ok"):
+            self._drop(key, worker)
+            return CallResult(ok=False, error=str(reply.get("error"))[:_MAX_ERROR_CHARS])
+        worker.loaded = True
+        return None
+
+    def load(
+        self,
+        code: str,
+        name: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        restricted: bool = True,
+    ) -> CallResult:
+        """Load ``code`` into its worker (compile and run the module, find the reward)."""
+        start = time.perf_counter()
+        result = self._run(code, name, None, timeout_s, restricted)
+        return _timed(result if isinstance(result, CallResult) else CallResult(ok=True), start)
+
+    def _run(
+        self, code: str, name: str | None, frame: bytes | None, timeout_s: float, restricted: bool
+    ) -> dict[str, Any] | CallResult:
+        """Load (once) and, with a ``frame``, call; retried once when the worker was found dead.
+
+        A worker can die between calls for reasons that are not the reward's (it is killed by
+        the parent-death signal when the thread that started it exits); a request it never read
+        is safe to repeat on a fresh worker.
+        """
+        key = self._key(code, name, restricted)
+        for attempt in (1, 2):
+            try:
+                worker = self._worker_for(key)
+            except OSError as exc:
+                return CallResult(ok=False, error=str(exc), crashed=True)
+            try:
+                with worker.lock:
+                    failure = self._ensure_loaded(key, worker, code, name, restricted, timeout_s)
+                    if failure is not None or frame is None:
+                        return failure or {"ok": True}
+                    return self._request(key, worker, frame, timeout_s)
+            except _protocol.SendFailed as exc:
+                if attempt == 2:
+                    return CallResult(ok=False, error=f"worker unreachable: {exc}", crashed=True)
+                logger.info("sandbox worker %d was dead before the request; retrying", worker.pid)
+        raise AssertionError("unreachable")
+
+    def call(
+        self,
+        code: str,
+        name: str | None,
+        prompts: Sequence[Any] | None,
+        completions: Sequence[Any],
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        restricted: bool = True,
+        **kwargs: Any,
+    ) -> CallResult:
+        """Call the reward in ``code`` as TRL does: all keyword arguments.
+
+        ``kwargs`` are the dataset columns (``answer``, ``question``...); values JSON cannot carry
+        are dropped. ``restricted=False`` skips the language layer and exists only to test the OS
+        layer with a simulated escape. Never raises for anything the reward does.
+        """
+        start = time.perf_counter()
+        n = len(completions)
+        try:
+            frame = _frame({"prompts": prompts, "completions": completions, **kwargs}, n)
+        except (TypeError, ValueError) as exc:
+            return _timed(CallResult(ok=False, error=f"inputs not serialisable: {exc}"), start)
+        reply = self._run(code, name, frame, timeout_s, restricted)
+        if isinstance(reply, CallResult):
+            return _timed(reply, start)
+        if not reply.get("ok"):
+            return _timed(CallResult(ok=False, error=str(reply.get("error"))[:2000]), start)
+        try:
+            values = _protocol.coerce_values(reply.get("values"), n)
+        except ValueError as exc:
+            return _timed(CallResult(ok=False, error=f"bad output: {exc}"), start)
+        return _timed(CallResult(ok=True, values=tuple(values)), start)
+
+    def discard(self, code: str, name: str | None = None, *, restricted: bool = True) -> None:
+        """Stop the worker holding this reward, if any."""
+        key = self._key(code, name, restricted)
+        with self._lock:
+            worker = self._workers.pop(key, None)
+        if worker is not None:
+            with worker.lock:
+                worker.kill()
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        with self._lock:
+            return [w.pid for w in self._workers.values()]
+
+    def close(self) -> None:
+        """Kill every worker; later calls raise ``RuntimeError``."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.kill()
+
+
+def _timed(result: CallResult, start: float) -> CallResult:
+    return CallResult(
+        ok=result.ok,
+        values=result.values,
+        error=result.error,
+        timed_out=result.timed_out,
+        crashed=result.crashed,
+        duration_s=time.perf_counter() - start,
+    )
+
+
+_default_pool: SandboxPool | None = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> SandboxPool:
+    """The process-wide pool used by rewards not bound to one; closed at interpreter exit."""
+    global _default_pool
+    with _default_lock:
+        if _default_pool is None:
+            _default_pool = SandboxPool()
+            atexit.register(_default_pool.close)
+        return _default_pool
+
+
+def _forget_default_pool_in_child() -> None:
+    global _default_pool
+    _default_pool = None  # the workers belong to the parent; a forked child starts its own
+
+
+os.register_at_fork(after_in_child=_forget_default_pool_in_child)
+
+
+class SandboxedReward:
+    """A generated reward behind the TRL contract, run in a sandbox pool.
+
+    Picklable (the pool is not pickled; an unpickled copy uses :func:`default_pool`), with
+    ``__name__`` set to the reward's name. A failed call (timeout, crash, exception, bad output)
+    returns ``[None] * len(completions)`` and is counted: :attr:`failures`, :attr:`calls`,
+    :attr:`last_error`, so a trainer can fail a trial past a threshold (:attr:`failure_rate`).
+    Counters are per object, not shared between pickled copies.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        name: str,
+        *,
+        pool: SandboxPool | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.code = code
+        self.__name__ = name
+        self.__qualname__ = name
+        self.timeout_s = timeout_s
+        self.pool = pool
+        self.calls = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SandboxedReward({self.__name__!r}, calls={self.calls}, failures={self.failures})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["pool"] = None
+        return state
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed calls / calls (0.0 before the first call)."""
+        return self.failures / self.calls if self.calls else 0.0
+
+    def __call__(
+        self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any
+    ) -> list[float | None]:
+        pool = self.pool or default_pool()
+        result = pool.call(
+            self.code, self.__name__, prompts, completions, timeout_s=self.timeout_s, **kwargs
+        )
+        self.calls += 1
+        if result.ok:
+            return list(result.values)
+        self.failures += 1
+        self.last_error = result.error
+        logger.warning("reward %s failed: %s", self.__name__, result.error)
+        return [None] * len(completions)

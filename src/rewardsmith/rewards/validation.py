@@ -1,0 +1,210 @@
+"""Validate generated reward code before any trainer sees it.
+
+Stages, in order; the first failure ends validation with a :class:`Verdict` naming its stage:
+
+1. ``parse``: the code parses, and has one reward function (see :mod:`._entry`);
+2. ``name``: the reward's name is an identifier, not taken, and shadows no built-in reward;
+3. ``restrict``: it compiles under RestrictedPython and imports only allowed modules;
+4. ``load``: the module runs in a sandbox worker (top-level code included) within the timeout;
+5. ``probe``: the probe battery (:mod:`.probes`) is scored, conversational batches of 1, 4 and 16
+   completions, the same in plain strings, and the 16-batch again. Rejected: exceptions (the
+   reason keeps the exception's last line), timeouts, output of the wrong length or type
+   (``None`` and ints are fine, bools, NaN and infinities are not, see
+   :func:`._protocol.coerce_values`), and different scores for identical input.
+
+Conversational completions are required (TRL passes them for chat datasets, as the paper does);
+a reward that fails only on plain strings is kept with the flag ``conversational_only``. Other
+flags, kept but marked: ``no_signal`` (the same score for every probe) and ``prefers_garbage``
+(a garbage completion scored above a correct, well-formatted answer to the same question).
+An accepted verdict has ``stage == "accepted"``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import keyword
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
+from rewardsmith.rewards._entry import EntryError, resolve_entry
+from rewardsmith.rewards._restrict import RestrictionError, check_restricted
+from rewardsmith.rewards.probes import BATCHES, GARBAGE_KINDS, call_kwargs
+from rewardsmith.rewards.sandbox import DEFAULT_TIMEOUT_S, CallResult, SandboxPool
+
+STAGES = ("parse", "name", "restrict", "load", "probe", "accepted")
+MAX_CODE_CHARS = 100_000
+#: Whole-validation budget: a hostile file is rejected well within a minute.
+TOTAL_BUDGET_S = 45.0
+_PROBE_CALLS = (("batch1", True), ("batch4", True), ("batch16", True),
+                ("batch1", False), ("batch4", False), ("batch16", False))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of validation: accepted or not, at which stage, why, and any flags."""
+
+    accepted: bool
+    name: str | None
+    stage: str
+    reason: str
+    flags: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"accepted", "name", "stage", "reason", "flags"}`` with ``flags`` as a list."""
+        return {
+            "accepted": self.accepted,
+            "name": self.name,
+            "stage": self.stage,
+            "reason": self.reason,
+            "flags": list(self.flags),
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as one line of JSON."""
+        return json.dumps(self.to_dict())
+
+
+def name_problem(name: str, taken_names: Collection[str] = ()) -> str | None:
+    """Why ``name`` cannot name a new reward, or ``None`` when it can.
+
+    >>> name_problem("check_answer")
+    "'check_answer' shadows a built-in reward"
+    >>> name_problem("units_reward") is None
+    True
+    """
+    if not name.isidentifier() or keyword.iskeyword(name):
+        return f"{name!r} is not a valid Python identifier"
+    if name.startswith("_"):
+        return f"{name!r} starts with an underscore (private names cannot be rewards)"
+    if name in BASE_REWARD_NAMES or name in REWARD_REGISTRY:
+        return f"{name!r} shadows a built-in reward"
+    if name in taken_names:
+        return f"{name!r} is already taken by another reward"
+    return None
+
+
+def _static_stages(
+    code: str, name: str | None, taken_names: Collection[str]
+) -> tuple[str | None, Verdict | None]:
+    """Parse, name and restrict stages: (the reward's name, a rejection or ``None``)."""
+    if not isinstance(code, str) or not code.strip():
+        return name, Verdict(False, name, "parse", "empty code")
+    if len(code) > MAX_CODE_CHARS:
+        return name, Verdict(False, name, "parse", f"code longer than {MAX_CODE_CHARS} chars")
+    try:
+        tree = ast.parse(code)
+        reward_name = name or resolve_entry(tree, name)
+        resolve_entry(tree, reward_name)
+    except SyntaxError as exc:
+        return name, Verdict(False, name, "parse", f"line {exc.lineno}: {exc.msg}")
+    except EntryError as exc:
+        return name, Verdict(False, name, "parse", str(exc))
+    problem = name_problem(reward_name, taken_names)
+    if problem is not None:
+        return reward_name, Verdict(False, reward_name, "name", problem)
+    try:
+        check_restricted(code)
+    except RestrictionError as exc:
+        return reward_name, Verdict(False, reward_name, "restrict", str(exc))
+    return reward_name, None
+
+
+def _garbage_preferred(values: tuple[float | None, ...]) -> bool:
+    """Whether, in the 16-batch, a garbage completion beat its group's correct answer."""
+    probes = BATCHES["batch16"]
+    correct = {
+        p.question_index: v for p, v in zip(probes, values, strict=True) if p.kind == "correct"
+    }
+    for probe, value in zip(probes, values, strict=True):
+        reference = correct.get(probe.question_index)
+        if probe.kind in GARBAGE_KINDS and value is not None and reference is not None:
+            if value > reference:
+                return True
+    return False
+
+
+def _failure_reason(label: str, result: CallResult) -> str:
+    return f"{label}: {result.error}"
+
+
+def _probe_stage(
+    pool: SandboxPool, code: str, name: str, timeout_s: float, deadline: float
+) -> Verdict:
+    """Run the probe battery on a loaded reward; the final verdict."""
+    scores: dict[tuple[str, bool], tuple[float | None, ...]] = {}
+    flags: list[str] = []
+    plain_error = ""
+
+    def run(batch: str, conversational: bool) -> CallResult:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return CallResult(ok=False, error="probe battery exceeded its time budget")
+        kwargs = call_kwargs(BATCHES[batch], conversational)
+        return pool.call(code, name, timeout_s=min(timeout_s, remaining), **kwargs)
+
+    for batch, conversational in _PROBE_CALLS:
+        label = f"probe {batch} ({'conversational' if conversational else 'plain strings'})"
+        result = run(batch, conversational)
+        if not result.ok and (conversational or result.timed_out):
+            return Verdict(False, name, "probe", _failure_reason(label, result))
+        if not result.ok:
+            flags.append("conversational_only")
+            plain_error = f" (fails on plain-string completions: {result.error})"
+            break
+        scores[(batch, conversational)] = result.values
+    again = run("batch16", True)
+    if not again.ok:
+        return Verdict(False, name, "probe", _failure_reason("probe batch16 (repeat)", again))
+    first = scores[("batch16", True)]
+    if again.values != first:
+        i = next(i for i, (a, b) in enumerate(zip(first, again.values, strict=True)) if a != b)
+        reason = f"non-deterministic: completion {i} of the same batch scored {first[i]} then "
+        return Verdict(False, name, "probe", reason + f"{again.values[i]}")
+    # Signal is judged on the conversational probes: the format a trainer passes.
+    distinct = {v for (_, conv), values in scores.items() if conv for v in values}
+    distinct.discard(None)
+    if len(distinct) <= 1:
+        flags.append("no_signal")
+    if _garbage_preferred(scores[("batch16", True)]):
+        flags.append("prefers_garbage")
+    reason = f"passed {len(scores) + 1} probe calls{plain_error}"
+    return Verdict(True, name, "accepted", reason, tuple(flags))
+
+
+def validate_reward_code(
+    code: str,
+    *,
+    name: str | None = None,
+    taken_names: Collection[str] = (),
+    pool: SandboxPool | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Verdict:
+    """Run every validation stage on ``code``; never raises for anything the code does.
+
+    ``name`` picks the reward (and names it) when the code defines several functions;
+    ``taken_names`` are names already used in this search; ``pool`` is reused when given (the
+    reward's worker is discarded afterwards), else a private pool is started and closed;
+    ``timeout_s`` bounds each load or probe call, and the whole run takes at most
+    ``TOTAL_BUDGET_S`` seconds plus one timeout.
+    """
+    deadline = time.monotonic() + TOTAL_BUDGET_S
+    reward_name, rejection = _static_stages(code, name, taken_names)
+    if rejection is not None:
+        return rejection
+    assert reward_name is not None  # set whenever no rejection came back
+    own_pool = pool is None
+    active = pool if pool is not None else SandboxPool(max_workers=1)
+    try:
+        loaded = active.load(code, reward_name, timeout_s=timeout_s)
+        if not loaded.ok:
+            return Verdict(False, reward_name, "load", loaded.error or "failed to load")
+        return _probe_stage(active, code, reward_name, timeout_s, deadline)
+    finally:
+        if own_pool:
+            active.close()
+        else:
+            active.discard(code, reward_name)

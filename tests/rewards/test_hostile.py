@@ -1,0 +1,188 @@
+"""Hostile reward programs: each must be contained (rejected or failed) with no side effect.
+
+Two layers are attacked. ``HOSTILE`` goes through the full validation pipeline, as an LLM's
+candidate would. ``ESCAPED`` simulates a successful language-level escape by loading code with
+full builtins (``restricted=False``) inside the same confined worker, to show that the OS layer
+alone still contains file access, secrets, network, processes and signals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from rewardsmith.rewards.validation import validate_reward_code
+
+RET = "return [0.0] * len(completions)"
+
+
+def _prog(prelude: str, *body: str) -> str:
+    """A reward module: ``prelude`` at the top, then ``r`` with ``body`` lines."""
+    lines = "".join(f"    {line}\n" for line in body)
+    return f"{prelude}\ndef r(prompts, completions, answer, **kwargs):\n{lines}"
+
+
+HOSTILE = {
+    "open_secret_file": _prog("", "return [float(len(open('SECRET_FILE').read()))]"),
+    "write_file_outside_tmp": _prog("", "open('MARKER', 'w').write('x')", RET),
+    "import_os_environ": _prog("import os", "raise ValueError(os.environ['SECRET_ENV'])"),
+    "dunder_import": _prog("", "__import__('os').system('touch MARKER')", RET),
+    "builtins_dict_import": _prog("", "b = __builtins__", RET),
+    "subclasses_escape": _prog("", "s = ().__class__.__base__.__subclasses__()", RET),
+    "globals_escape": _prog("", "g = r.__globals__", RET),
+    "getattr_dunder": _prog("", "g = getattr(r, '__glob' + 'als__')", RET),
+    "format_string_attribute": _prog("", "s = '{0.__class__.__base__}'.format(1)", RET),
+    "format_map_attribute": _prog("", "s = '{x.__class__}'.format_map({'x': 1})", RET),
+    "string_formatter": _prog(
+        "import string", "s = string.Formatter().format('{0.__class__}', 1)", RET
+    ),
+    "exec_builtin": _prog("", "exec('import os')", RET),
+    "eval_builtin": _prog("", "return [eval('1.0')] * len(completions)"),
+    "compile_builtin": _prog("", "c = compile('1', 'x', 'eval')", RET),
+    "socket_connect": _prog("import socket", "socket.create_connection(('127.0.0.1', 9))", RET),
+    "signal_parent": _prog("import signal", "signal.raise_signal(9)", RET),
+    "os_fork": _prog("import os", "os.fork()", RET),
+    "subprocess_run": _prog("import subprocess", "subprocess.run(['touch', 'MARKER'])", RET),
+    "sys_modules": _prog("import sys", "os = sys.modules['os']", RET),
+    "module_view_sys": _prog("import fractions", "m = fractions.sys.modules", RET),
+    "operator_attrgetter": _prog("import operator", "f = operator.attrgetter('__class__')", RET),
+    "typing_string_eval": _prog("import typing", "h = typing.get_type_hints(r)", RET),
+    "type_builtin": _prog("", "t = type(completions)", RET),
+    "generator_frame": _prog("", "g = (x for x in [1])", "f = g.gi_frame.f_back", RET),
+    "traceback_frame": _prog(
+        "", "try:", "    1 / 0", "except ZeroDivisionError as e:", "    f = e.__traceback__", RET
+    ),
+    "globals_builtin": _prog("", "g = globals()", RET),
+    "infinite_loop_in_call": _prog("", "while True:", "    pass"),
+    "infinite_loop_at_import": _prog("while True:\n    pass", RET),
+    "catastrophic_regex": _prog("import re", "re.match(r'(a+)+$', 'a' * 64 + 'b')", RET),
+    "memory_bomb_list": _prog("", "x = [0] * (10 ** 10)", RET),
+    "memory_bomb_doubling": _prog("", "s = 'x'", "while True:", "    s = s + s"),
+    "deep_recursion": _prog("def f(n):\n    return f(n + 1)", "return [f(0)] * len(completions)"),
+    "huge_output": _prog("", "return [0.0] * 10_000_000"),
+    "huge_string_output": _prog("", "return 'x' * 50_000_000"),
+    "mutate_inputs": _prog("", "completions.clear()", "answer[0] = 'hacked'", RET),
+    "decimal_context_write": _prog("import decimal", "decimal.getcontext().prec = 1", RET),
+    "nan_values": _prog("", "return [float('nan')] * len(completions)"),
+    "bool_values": _prog("", "return [True] * len(completions)"),
+}
+
+
+def _fill(code: str, ctx: dict[str, str]) -> str:
+    return (
+        code.replace("SECRET_FILE", ctx["secret_file"])
+        .replace("SECRET_ENV", "REWARDSMITH_TEST_API_KEY")
+        .replace("MARKER", ctx["marker"])
+    )
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_program_is_rejected_without_side_effects(case, pool, no_side_effects):
+    start = time.monotonic()
+    verdict = validate_reward_code(_fill(HOSTILE[case], no_side_effects), pool=pool, timeout_s=1.0)
+    assert not verdict.accepted, verdict
+    assert verdict.stage in ("restrict", "load", "probe"), verdict
+    assert no_side_effects["secret"] not in verdict.reason
+    assert time.monotonic() - start < 30
+
+
+ESCAPED = {  # name: (program, the error that must contain it)
+    "read_world_readable_secret": (
+        _prog("", "return [float(len(open('SECRET_FILE').read()))]"),
+        "PermissionError",
+    ),
+    "read_parent_environ": (
+        _prog("", "return [float(len(open('/proc/PARENT/environ').read()))]"),
+        "PermissionError",
+    ),
+    "write_tmp_file": (_prog("", "open('MARKER', 'w').write('x')", RET), "PermissionError"),
+    "fork": (_prog("import os", "os.fork()", RET), "BlockingIOError"),
+    "posix_spawn": (
+        _prog("import os", "os.posix_spawn('/bin/touch', ['touch', 'MARKER'], {})", RET),
+        "Error",
+    ),
+    "exec_binary": (
+        _prog("import os", "os.execv('/bin/sh', ['sh', '-c', 'touch MARKER'])"),
+        "Error",
+    ),
+    "signal_parent": (
+        _prog("import os, signal", "os.kill(PARENT, signal.SIGUSR1)", RET),
+        "PermissionError",
+    ),
+    "thread": (_prog("import _thread", "_thread.start_new_thread(print, ())", RET), "Error"),
+}
+
+
+@pytest.fixture
+def sigusr1_spy():
+    received = []
+    previous = signal.signal(signal.SIGUSR1, lambda *_: received.append(True))
+    yield received
+    signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPED))
+def test_os_layer_contains_an_escape(case, pool, no_side_effects, sigusr1_spy):
+    program, error = ESCAPED[case]
+    code = _fill(program, no_side_effects).replace("PARENT", str(os.getpid()))
+    result = pool.call(code, "r", None, ["x"], answer=["1"], timeout_s=2.0, restricted=False)
+    assert not result.ok and not result.timed_out, result
+    assert error in result.error and "reward line" in result.error, result.error
+    assert no_side_effects["secret"] not in (result.error or "")
+    assert sigusr1_spy == []
+    pool.discard(code, "r", restricted=False)
+
+
+def test_os_layer_scrubs_the_environment(pool, no_side_effects):
+    code = (
+        "import os\ndef r(completions, **kw):\n"
+        "    leaked = any('sk-test' in v for v in os.environ.values())\n"
+        "    return [float(leaked), float(len(os.environ))]"
+    )
+    result = pool.call(code, "r", None, ["a", "b"], answer=["1", "2"], restricted=False)
+    assert result.ok, result.error
+    assert result.values[0] == 0.0  # no secret
+    assert result.values[1] <= 8  # only the handful of variables the pool sets
+    pool.discard(code, "r", restricted=False)
+
+
+def test_os_layer_blocks_network(pool, no_side_effects):
+    """Even with raw libc calls (no ``socket`` module needed), a connection never arrives."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    accepted = []
+    thread = threading.Thread(target=lambda: accepted.append(_accept(server)))
+    thread.start()
+    code = _prog(
+        "import ctypes, struct",
+        "libc = ctypes.CDLL(None, use_errno=True)",
+        "fd = libc.socket(2, 1, 0)",  # AF_INET, SOCK_STREAM
+        f"addr = struct.pack('=H', 2) + struct.pack('!H', {port})",
+        "addr = addr + bytes([127, 0, 0, 1]) + bytes(8)",
+        "rc = libc.connect(fd, addr, len(addr))",
+        "if rc != 0:",
+        "    raise OSError(ctypes.get_errno(), 'connect failed')",
+        "return [1.0] * len(completions)",
+    )
+    result = pool.call(code, "r", None, ["a"], answer=["1"], restricted=False, timeout_s=3.0)
+    thread.join()
+    server.close()
+    assert not result.ok and "connect failed" in result.error, result
+    assert accepted == [False]
+    pool.discard(code, "r", restricted=False)
+
+
+def _accept(server: socket.socket) -> bool:
+    try:
+        connection, _ = server.accept()
+    except TimeoutError:
+        return False
+    connection.close()
+    return True
