@@ -1,0 +1,466 @@
+"""Typed run configuration: one YAML recipe, validated before any model loads.
+
+A :class:`RunConfig` holds every setting of a run in sections (``model``, ``task``, ``lora``,
+``grpo``, ``rewards``, ``eval``, ``search``) plus the run's master ``seed``. Every section forbids
+unknown keys, so a typo fails naming the field instead of being silently ignored.
+:func:`load_config` reads a YAML file and turns any problem into a one-line
+:class:`~rewardsmith.errors.ConfigError` such as
+``configs/x.yaml: grpo.max_steps: must be > 0 (got -5)``.
+
+Validation never builds, loads or downloads a model: local model paths are checked on disk,
+embedded presets by name, and hub ids only by shape. :func:`grpo_kwargs` and :func:`lora_kwargs`
+turn the config into plain keyword dicts for TRL's ``GRPOConfig`` and PEFT's ``LoraConfig``;
+neither library is imported here.
+
+>>> cfg = parse_config({"grpo": {"max_steps": 10}})
+>>> cfg.grpo.max_steps, cfg.model.spec, len(cfg.config_hash())
+(10, 'embedded', 64)
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from rewardsmith.errors import ConfigError
+
+#: The seven projections of a Llama-style block (the paper's LoRA targets).
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+SchedulerName = Literal[
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+    "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
+]  # fmt: skip
+LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
+_COSMETIC_FIELDS = frozenset({"name"})
+
+
+def _reject_bool(value: Any) -> Any:
+    # YAML turns yes/no/true/false into booleans, and pydantic would read True as 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_reject_bool)]
+Float = Annotated[float, BeforeValidator(_reject_bool)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class ModelSection(_Section):
+    """The policy: ``embedded[:preset]``, a ``.gguf`` file, a model directory or a hub id."""
+
+    spec: str = "embedded"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    @field_validator("spec")
+    @classmethod
+    def _known_model(cls, spec: str) -> str:
+        spec = spec.strip()
+        if not spec:
+            raise ValueError("must not be empty")
+        if spec == "embedded" or spec.startswith("embedded:"):
+            from rewardsmith.bootstrap import PRESETS
+
+            preset = spec.split(":", 1)[1] if ":" in spec else "default"
+            if preset not in PRESETS:
+                raise ValueError(f"unknown embedded preset {preset!r}; choose one of {list(PRESETS)}")
+            return spec
+        from rewardsmith.models import resolve_model_path
+
+        try:  # local checks only for paths; a hub id is returned unchanged, never fetched
+            resolve_model_path(spec)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return spec
+
+
+class TaskSection(_Section):
+    """The task: a name from :data:`rewardsmith.tasks.TASKS` and its loader's options."""
+
+    name: str = "synthetic"
+    data_dir: str | None = None
+    system_prompt: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from rewardsmith.tasks import TASKS
+
+        if name not in TASKS:
+            raise ValueError(f"unknown task; choose one of {', '.join(sorted(TASKS))}")
+        return name
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_exists(cls, data_dir: str | None, info: ValidationInfo) -> str | None:
+        if data_dir is None:
+            return None
+        if info.data.get("name") not in (None, "gsm8k"):
+            raise ValueError(f"only the gsm8k task reads a data_dir, not {info.data['name']!r}")
+        if not Path(data_dir).expanduser().is_dir():
+            raise ValueError("directory not found")
+        return data_dir
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        if name == "synthetic":
+            from rewardsmith.tasks import SyntheticConfig
+
+            valid = set(SyntheticConfig.__dataclass_fields__)
+        elif name == "gsm8k":
+            from rewardsmith.tasks import load_gsm8k
+
+            valid = set(inspect.signature(load_gsm8k).parameters) - {"path", "prompt"}
+        else:
+            return options
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ValueError(f"unknown option {unknown[0]!r} for task {name!r}; valid: {sorted(valid)}")
+        if name == "synthetic":
+            from rewardsmith.tasks import SyntheticConfig
+
+            try:
+                SyntheticConfig(**options).validate()
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return options
+
+    def task_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`rewardsmith.tasks.get_task` (name excluded)."""
+        kwargs: dict[str, Any] = dict(self.options)
+        if self.data_dir is not None:
+            kwargs["data_dir"] = self.data_dir
+        if self.system_prompt is not None:
+            kwargs["system_prompt"] = self.system_prompt
+        return kwargs
+
+
+class LoraSection(_Section):
+    """The LoRA adapter trained by every trial."""
+
+    r: Int = Field(8, gt=0)
+    alpha: Int = Field(16, gt=0)
+    dropout: Float = Field(0.0, ge=0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default_factory=lambda: list(ALL_PROJECTIONS)
+    )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _non_empty(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, list) and not all(isinstance(v, str) and v for v in value):
+            raise ValueError("module names must be non-empty strings")
+        if not value:
+            raise ValueError("must name at least one module")
+        return value
+
+
+class GrpoSection(_Section):
+    """GRPO optimisation settings; names follow TRL's ``GRPOConfig``."""
+
+    max_steps: Int = Field(500, gt=0)
+    learning_rate: Float = Field(5e-6, gt=0)
+    lr_scheduler_type: SchedulerName = "cosine"
+    warmup_ratio: Float = Field(0.1, ge=0, lt=1.0)
+    weight_decay: Float = Field(0.1, ge=0)
+    per_device_train_batch_size: Int = Field(1, gt=0)
+    gradient_accumulation_steps: Int = Field(4, gt=0)
+    num_generations: Int = 4
+    max_completion_length: Int = Field(256, gt=0)
+    temperature: Float = Field(1.0, gt=0)
+    beta: Float = Field(0.0, ge=0)
+    loss_type: LossType = "dapo"
+    max_grad_norm: Float = Field(1.0, gt=0)
+    logging_steps: Int = Field(1, gt=0)
+    use_cpu: bool | Literal["auto"] = "auto"
+    bf16: bool | Literal["auto"] = "auto"
+
+    @field_validator("num_generations")
+    @classmethod
+    def _divides_generation_batch(cls, n: int, info: ValidationInfo) -> int:
+        # TRL 1.16 (GRPOConfig.__post_init__): generation_batch_size defaults to
+        # per_device_train_batch_size * world_size * gradient_accumulation_steps and must be a
+        # multiple of num_generations; num_generations >= 2. Checked for one process: a multiple
+        # for one process stays a multiple for any world size.
+        if n < 2:
+            raise ValueError("must be >= 2 (GRPO needs a group to compute advantages)")
+        per_device = info.data.get("per_device_train_batch_size")
+        accum = info.data.get("gradient_accumulation_steps")
+        if per_device is not None and accum is not None and (per_device * accum) % n:
+            raise ValueError(
+                f"must divide the generation batch per_device_train_batch_size * "
+                f"gradient_accumulation_steps = {per_device} * {accum} = {per_device * accum}"
+            )
+        return n
+
+    @field_validator("bf16")
+    @classmethod
+    def _no_bf16_on_cpu(cls, bf16: bool | str, info: ValidationInfo) -> bool | str:
+        if bf16 is True and info.data.get("use_cpu") is True:
+            raise ValueError("bf16 cannot be true with use_cpu: true (bf16 on CPU is slow, lossy)")
+        return bf16
+
+
+class RewardsSection(_Section):
+    """Which rewards a trial sums and how sandboxed reward failures are tolerated."""
+
+    use_base_rewards: bool = True
+    weights: dict[str, Float] = Field(default_factory=dict)
+    failure_threshold: Float = Field(0.2, ge=0, le=1.0)
+    timeout_s: Float = Field(5.0, gt=0)
+
+
+class EvalSection(_Section):
+    """Greedy evaluation; ``selection`` is the split candidates are ranked on."""
+
+    max_new_tokens: Int = Field(256, gt=0)
+    batch_size: Int = Field(32, gt=0)
+    extraction: Literal["paper", "flexible"] = "paper"
+    selection: Literal["val", "test"] = "val"
+    limit: Int | None = Field(None, gt=0)
+
+
+def _candidate_total(info: ValidationInfo) -> int | None:
+    """rounds * candidates_per_round of the search section being validated, if both are valid."""
+    rounds, per_round = info.data.get("rounds"), info.data.get("candidates_per_round")
+    return None if rounds is None or per_round is None else rounds * per_round
+
+
+class SearchSection(_Section):
+    """The search: rounds of candidates, then baseline, control, ensembles and final seeds.
+
+    The baseline and the control are trained with the ensembles' budget (``ensemble_steps``).
+    """
+
+    rounds: Int = Field(5, gt=0)
+    candidates_per_round: Int = Field(10, gt=0)
+    max_rejections_per_round: Int = Field(20, ge=0)
+    rank_metric: Literal["f1", "accuracy"] = "f1"
+    generator: Literal["offline", "llm"] = "offline"
+    generator_options: dict[str, Any] = Field(default_factory=dict)
+    ensemble_sizes: list[Int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    ensemble_steps: Int = Field(300, gt=0)
+    final_seeds: Int = Field(3, gt=0)
+    control_k: Int = Field(5, gt=0)
+    parallel: Int = Field(1, gt=0)
+
+    @field_validator("ensemble_sizes")
+    @classmethod
+    def _sizes_fit(cls, sizes: list[int], info: ValidationInfo) -> list[int]:
+        if not sizes:
+            raise ValueError("must list at least one ensemble size")
+        if len(set(sizes)) != len(sizes) or min(sizes) < 1:
+            raise ValueError("sizes must be distinct and >= 1")
+        total = _candidate_total(info)
+        if total is not None and max(sizes) > total:
+            raise ValueError(f"largest size exceeds the {total} candidates of the search")
+        return sizes
+
+    @field_validator("control_k")
+    @classmethod
+    def _control_fits(cls, k: int, info: ValidationInfo) -> int:
+        total = _candidate_total(info)
+        if total is not None and k > total:
+            raise ValueError(f"exceeds the {total} candidates of the search")
+        return k
+
+
+class RunConfig(_Section):
+    """A whole run. ``name`` is cosmetic and does not enter :meth:`config_hash`."""
+
+    name: str | None = None
+    seed: Int = 3407
+    model: ModelSection = Field(default_factory=ModelSection)
+    task: TaskSection = Field(default_factory=TaskSection)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    grpo: GrpoSection = Field(default_factory=GrpoSection)
+    rewards: RewardsSection = Field(default_factory=RewardsSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    search: SearchSection = Field(default_factory=SearchSection)
+
+    def hash_payload(self) -> dict[str, Any]:
+        """The JSON-ready dict that :meth:`config_hash` digests (cosmetic fields removed)."""
+        return self.model_dump(mode="json", exclude=set(_COSMETIC_FIELDS))
+
+    def config_hash(self) -> str:
+        """sha256 hex of the canonical JSON of :meth:`hash_payload`; stable across processes."""
+        return canonical_hash(self.hash_payload())
+
+
+def canonical_hash(data: Mapping[str, Any]) -> str:
+    """sha256 hex of ``data`` as canonical JSON (sorted keys, no whitespace).
+
+    >>> canonical_hash({"b": 1, "a": [1, 2]}) == canonical_hash({"a": [1, 2], "b": 1})
+    True
+    """
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _field_names_at(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section that ``loc`` (minus its last part) points into."""
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        annotation = model.model_fields.get(str(part))
+        if annotation is None or not isinstance(annotation.annotation, type):
+            return []
+        if not issubclass(annotation.annotation, BaseModel):
+            return []
+        model = annotation.annotation
+    return list(model.model_fields)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    """One error of a ValidationError as ``field.path: message (got value)``."""
+    loc = tuple(error["loc"])
+    where = ".".join(str(p) for p in loc) or "<root>"
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _field_names_at(loc), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{where}: unknown field{hint}"
+    if kind == "missing":
+        return f"{where}: required"
+    messages = {
+        "greater_than": lambda: f"must be > {ctx.get('gt')}",
+        "greater_than_equal": lambda: f"must be >= {ctx.get('ge')}",
+        "less_than": lambda: f"must be < {ctx.get('lt')}",
+        "less_than_equal": lambda: f"must be <= {ctx.get('le')}",
+        "literal_error": lambda: f"must be one of {ctx.get('expected')}",
+    }
+    message = messages[kind]() if kind in messages else str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    got = repr(error.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return f"{where}: {message} (got {got})"
+
+
+def parse_config(data: Any, source: str = "<config>") -> RunConfig:
+    """Validate a plain mapping into a :class:`RunConfig`.
+
+    Raises :class:`ConfigError` with one line ``source: field.path: message (got value)``; when
+    several fields are wrong the first is spelled out and the rest counted.
+    """
+    if data is None:
+        raise ConfigError(f"{source}: the config is empty")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the config must be a mapping, not {type(data).__name__}")
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML recipe; every problem is a one-line :class:`ConfigError`.
+
+    A missing file, malformed YAML (named with its line), a non-mapping document, an unknown key
+    or a bad value all raise before anything else happens.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
+    return parse_config(data, source=str(path))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def grpo_kwargs(
+    cfg: RunConfig,
+    *,
+    output_dir: str | Path,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    cuda_available: bool | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for ``trl.GRPOConfig`` (a plain dict; TRL is not imported).
+
+    ``seed`` and ``max_steps`` override the config (a trial's own seed, the ensembles' budget).
+    ``use_cpu``/``bf16`` "auto" resolve from ``cuda_available`` (probed with torch when None):
+    bf16 only on a CUDA device; explicit ``bf16: true`` without one raises :class:`ConfigError`.
+    Checkpointing and experiment trackers are off: the trial saves its adapter itself.
+    """
+    g = cfg.grpo
+    if cuda_available is None:
+        cuda_available = _cuda_available()
+    use_cpu = (not cuda_available) if g.use_cpu == "auto" else g.use_cpu
+    bf16 = (cuda_available and not use_cpu) if g.bf16 == "auto" else g.bf16
+    if bf16 and (use_cpu or not cuda_available):
+        raise ConfigError("grpo.bf16: true needs a CUDA device; use 'auto' or false on CPU")
+    return {
+        "output_dir": str(output_dir),
+        "max_steps": max_steps if max_steps is not None else g.max_steps,
+        "learning_rate": g.learning_rate,
+        "lr_scheduler_type": g.lr_scheduler_type,
+        # transformers 5 folds warmup_ratio into warmup_steps: a float in [0, 1) is a ratio.
+        "warmup_steps": g.warmup_ratio,
+        "weight_decay": g.weight_decay,
+        "per_device_train_batch_size": g.per_device_train_batch_size,
+        "gradient_accumulation_steps": g.gradient_accumulation_steps,
+        "num_generations": g.num_generations,
+        "max_completion_length": g.max_completion_length,
+        "temperature": g.temperature,
+        "beta": g.beta,
+        "loss_type": g.loss_type,
+        "max_grad_norm": g.max_grad_norm,
+        "seed": cfg.seed if seed is None else seed,
+        "logging_steps": g.logging_steps,
+        "use_cpu": use_cpu,
+        "bf16": bool(bf16),
+        "fp16": False,
+        "report_to": "none",
+        "save_strategy": "no",
+    }
+
+
+def lora_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    """Keyword arguments for ``peft.LoraConfig`` (a plain dict; PEFT is not imported)."""
+    lora = cfg.lora
+    targets = lora.target_modules
+    return {
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": list(targets) if isinstance(targets, list) else targets,
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }

@@ -1,0 +1,180 @@
+"""One screening trial: GRPO + LoRA under a set of rewards, then evaluation on the selection split.
+
+Built-in rewards (the paper's base rewards, registry entries) run in-process; generated rewards
+are :class:`~rewardsmith.rewards.sandbox.SandboxedReward` objects, so their code only ever runs
+in sandbox workers. Each reward is passed to TRL as its own function, so each keeps its own
+logged statistics (``rewards/<name>/mean``), which :class:`CurveRecorder` keeps as curves.
+
+A trial that fails (a reward failing past the threshold, a NaN loss, out of memory, an interrupt)
+returns a :class:`TrialOutcome` with ``state="FAILED"`` and the reason: a failure is data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardsmith.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """A reward in a trial: a built-in by name (``code is None``) or generated code."""
+
+    name: str
+    code: str | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class TrialOutcome:
+    """What a trial produced; ``metrics``/``correct`` are empty when it FAILED before evaluation."""
+
+    state: str
+    reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    correct: list[bool] = field(default_factory=list)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    reward_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    adapter_dir: str | None = None
+    records_path: str | None = None
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+def build_reward_funcs(
+    specs: Sequence[RewardSpec], *, pool: Any, timeout_s: float, tags: Any = None
+) -> tuple[list[Any], list[Any]]:
+    """Return (all reward functions in order, the sandboxed ones) for ``specs``."""
+    from rewardsmith.rewards import get_reward
+    from rewardsmith.rewards.sandbox import SandboxedReward
+
+    funcs, sandboxed = [], []
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"reward names must be unique in a trial, got {names}")
+    for spec in specs:
+        if spec.code is None:
+            funcs.append(get_reward(spec.name))
+        else:
+            reward = SandboxedReward(spec.code, spec.name, pool=pool, timeout_s=timeout_s)
+            funcs.append(reward)
+            sandboxed.append(reward)
+    return funcs, sandboxed
+
+
+def grpo_dataset(examples: Sequence[dict[str, Any]], prompt: Any) -> Any:
+    """TRL's conversational prompt format plus the ``answer`` column rewards receive."""
+    from datasets import Dataset
+
+    return Dataset.from_list(
+        [{"prompt": prompt.messages(ex["question"]), "answer": str(ex["answer"])} for ex in examples]
+    )
+
+
+def _train(
+    trainer: Any, guard: Any
+) -> tuple[str, str | None]:
+    import torch
+
+    try:
+        trainer.train()
+    except torch.OutOfMemoryError as exc:
+        return "FAILED", f"out of memory: {str(exc).splitlines()[0]}"
+    except KeyboardInterrupt:
+        return "FAILED", "interrupted"
+    if guard.reason is not None:
+        return "FAILED", guard.reason
+    return "COMPLETE", None
+
+
+def run_trial(
+    *,
+    model_spec: str,
+    task: Any,
+    rewards: Sequence[RewardSpec],
+    grpo_args: dict[str, Any],
+    lora_args: dict[str, Any],
+    out_dir: str | Path,
+    pool: Any = None,
+    reward_timeout_s: float = 5.0,
+    failure_threshold: float = 0.2,
+    eval_split: str = "val",
+    eval_limit: int | None = None,
+    eval_batch_size: int = 32,
+    eval_max_new_tokens: int = 256,
+    extraction: str = "paper",
+    progress: Callable[[int, int], None] | None = None,
+) -> TrialOutcome:
+    """Train a LoRA adapter with GRPO under ``rewards`` and evaluate it on ``eval_split``."""
+    from peft import LoraConfig
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewardsmith.evaluation import evaluate
+    from rewardsmith.models import load_model
+    from rewardsmith.training.curves import CurveRecorder, FailureGuard, StepProgress
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    funcs, sandboxed = build_reward_funcs(rewards, pool=pool, timeout_s=reward_timeout_s)
+    loaded = load_model(model_spec)
+    recorder = CurveRecorder()
+    guard = FailureGuard(sandboxed, failure_threshold)
+    callbacks = [recorder, guard] + ([StepProgress(progress)] if progress else [])
+    args = GRPOConfig(
+        output_dir=str(out / "trainer"),
+        reward_weights=[r.weight for r in rewards],
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        **grpo_args,
+    )
+    trainer = GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=grpo_dataset(task.train, task.prompt),
+        processing_class=loaded.tokenizer,
+        peft_config=LoraConfig(task_type="CAUSAL_LM", **lora_args),
+        callbacks=callbacks,
+    )
+    started = time.perf_counter()
+    state, reason = _train(trainer, guard)
+    outcome = TrialOutcome(
+        state=state,
+        reason=reason,
+        curves=recorder.curves,
+        reward_failures={
+            r.__name__: {"calls": r.calls, "failures": r.failures, "last_error": r.last_error}
+            for r in sandboxed
+        },
+        train_seconds=time.perf_counter() - started,
+    )
+    if state != "COMPLETE":
+        log.warning("trial failed: %s", reason)
+        return outcome
+    adapter_dir = out / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    outcome.adapter_dir = str(adapter_dir)
+    started = time.perf_counter()
+    examples = task.split(eval_split)[: eval_limit or None]
+    result = evaluate(
+        trainer.model,
+        loaded.tokenizer,
+        examples,
+        task.prompt,
+        batch_size=eval_batch_size,
+        max_new_tokens=eval_max_new_tokens,
+        mode=extraction,  # type: ignore[arg-type]
+    )
+    outcome.eval_seconds = time.perf_counter() - started
+    outcome.metrics = result.metrics.to_dict()
+    outcome.correct = result.correct
+    outcome.records_path = str(result.save_records(out / f"eval_{eval_split}.jsonl"))
+    return outcome
