@@ -82,7 +82,9 @@ class ModelSection(_Section):
 
             preset = spec.split(":", 1)[1] if ":" in spec else "default"
             if preset not in PRESETS:
-                raise ValueError(f"unknown embedded preset {preset!r}; choose one of {list(PRESETS)}")
+                raise ValueError(
+                    f"unknown embedded preset {preset!r}; choose one of {list(PRESETS)}"
+                )
             return spec
         from rewardsmith.models import resolve_model_path
 
@@ -124,23 +126,17 @@ class TaskSection(_Section):
     @field_validator("options")
     @classmethod
     def _known_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from rewardsmith.tasks import SyntheticConfig, load_gsm8k
+
         name = info.data.get("name")
-        if name == "synthetic":
-            from rewardsmith.tasks import SyntheticConfig
-
-            valid = set(SyntheticConfig.__dataclass_fields__)
-        elif name == "gsm8k":
-            from rewardsmith.tasks import load_gsm8k
-
-            valid = set(inspect.signature(load_gsm8k).parameters) - {"path", "prompt"}
-        else:
-            return options
-        unknown = sorted(set(options) - valid)
+        valid = {
+            "synthetic": set(SyntheticConfig.__dataclass_fields__),
+            "gsm8k": set(inspect.signature(load_gsm8k).parameters) - {"path", "prompt"},
+        }.get(str(name))
+        unknown = sorted(set(options) - valid) if valid is not None else []
         if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r} for task {name!r}; valid: {sorted(valid)}")
+            raise ValueError(f"unknown option {unknown[0]!r} for {name!r}; valid: {sorted(valid)}")
         if name == "synthetic":
-            from rewardsmith.tasks import SyntheticConfig
-
             try:
                 SyntheticConfig(**options).validate()
             except ConfigError as exc:
@@ -187,7 +183,7 @@ class GrpoSection(_Section):
     weight_decay: Float = Field(0.1, ge=0)
     per_device_train_batch_size: Int = Field(1, gt=0)
     gradient_accumulation_steps: Int = Field(4, gt=0)
-    num_generations: Int = 4
+    num_generations: Int = Field(4, validate_default=True)  # checked against the batch
     max_completion_length: Int = Field(256, gt=0)
     temperature: Float = Field(1.0, gt=0)
     beta: Float = Field(0.0, ge=0)
@@ -260,10 +256,13 @@ class SearchSection(_Section):
     rank_metric: Literal["f1", "accuracy"] = "f1"
     generator: Literal["offline", "llm"] = "offline"
     generator_options: dict[str, Any] = Field(default_factory=dict)
-    ensemble_sizes: list[Int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    # Checked even when left at their defaults: they must fit the search's candidate count.
+    ensemble_sizes: list[Int] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], validate_default=True
+    )
     ensemble_steps: Int = Field(300, gt=0)
     final_seeds: Int = Field(3, gt=0)
-    control_k: Int = Field(5, gt=0)
+    control_k: Int = Field(5, gt=0, validate_default=True)
     parallel: Int = Field(1, gt=0)
 
     @field_validator("ensemble_sizes")
@@ -375,11 +374,26 @@ def parse_config(data: Any, source: str = "<config>") -> RunConfig:
         raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key repeated in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML recipe; every problem is a one-line :class:`ConfigError`.
 
-    A missing file, malformed YAML (named with its line), a non-mapping document, an unknown key
-    or a bad value all raise before anything else happens.
+    A missing file, malformed YAML or a repeated key (named with its line), a non-mapping
+    document, an unknown key or a bad value all raise before anything else happens.
     """
     path = Path(path)
     try:
@@ -389,7 +403,7 @@ def load_config(path: str | Path) -> RunConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -398,10 +412,12 @@ def load_config(path: str | Path) -> RunConfig:
     return parse_config(data, source=str(path))
 
 
-def _cuda_available() -> bool:
+def _probe_cuda() -> tuple[bool, bool]:
+    """(a CUDA device is visible, it supports bf16)."""
     import torch
 
-    return bool(torch.cuda.is_available())
+    cuda = bool(torch.cuda.is_available())
+    return cuda, cuda and bool(torch.cuda.is_bf16_supported())
 
 
 def grpo_kwargs(
@@ -410,40 +426,31 @@ def grpo_kwargs(
     output_dir: str | Path,
     seed: int | None = None,
     max_steps: int | None = None,
-    cuda_available: bool | None = None,
+    cuda: tuple[bool, bool] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``trl.GRPOConfig`` (a plain dict; TRL is not imported).
 
     ``seed`` and ``max_steps`` override the config (a trial's own seed, the ensembles' budget).
-    ``use_cpu``/``bf16`` "auto" resolve from ``cuda_available`` (probed with torch when None):
-    bf16 only on a CUDA device; explicit ``bf16: true`` without one raises :class:`ConfigError`.
-    Checkpointing and experiment trackers are off: the trial saves its adapter itself.
+    ``use_cpu``/``bf16`` "auto" resolve from ``cuda`` = (CUDA visible, bf16 supported), probed
+    with torch when None: bf16 only on a CUDA device that supports it, never on CPU (TRL would
+    otherwise default to bf16 even there); ``bf16: true`` without such a device raises
+    :class:`ConfigError`. Checkpointing and trackers are off: the trial saves its adapter itself.
     """
     g = cfg.grpo
-    if cuda_available is None:
-        cuda_available = _cuda_available()
-    use_cpu = (not cuda_available) if g.use_cpu == "auto" else g.use_cpu
-    bf16 = (cuda_available and not use_cpu) if g.bf16 == "auto" else g.bf16
-    if bf16 and (use_cpu or not cuda_available):
-        raise ConfigError("grpo.bf16: true needs a CUDA device; use 'auto' or false on CPU")
-    return {
+    has_cuda, has_bf16 = cuda if cuda is not None else _probe_cuda()
+    use_cpu = (not has_cuda) if g.use_cpu == "auto" else g.use_cpu
+    bf16 = (has_bf16 and not use_cpu) if g.bf16 == "auto" else g.bf16
+    if bf16 and (use_cpu or not has_bf16):
+        raise ConfigError("grpo.bf16: true needs a CUDA device with bf16; use 'auto' or false")
+    passthrough = g.model_dump(
+        exclude={"max_steps", "warmup_ratio", "use_cpu", "bf16"}, mode="json"
+    )
+    return passthrough | {
         "output_dir": str(output_dir),
-        "max_steps": max_steps if max_steps is not None else g.max_steps,
-        "learning_rate": g.learning_rate,
-        "lr_scheduler_type": g.lr_scheduler_type,
+        "max_steps": g.max_steps if max_steps is None else max_steps,
         # transformers 5 folds warmup_ratio into warmup_steps: a float in [0, 1) is a ratio.
         "warmup_steps": g.warmup_ratio,
-        "weight_decay": g.weight_decay,
-        "per_device_train_batch_size": g.per_device_train_batch_size,
-        "gradient_accumulation_steps": g.gradient_accumulation_steps,
-        "num_generations": g.num_generations,
-        "max_completion_length": g.max_completion_length,
-        "temperature": g.temperature,
-        "beta": g.beta,
-        "loss_type": g.loss_type,
-        "max_grad_norm": g.max_grad_norm,
         "seed": cfg.seed if seed is None else seed,
-        "logging_steps": g.logging_steps,
         "use_cpu": use_cpu,
         "bf16": bool(bf16),
         "fp16": False,

@@ -43,6 +43,13 @@ class Metrics:
         """Error breakdown: no extraction / wrong / correct."""
         return {"no_extraction": self.fn, "wrong": self.fp, "correct": self.tp}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Metrics:
+        """Rebuild from :meth:`to_dict` output (extra keys, e.g. ``errors``, are ignored)."""
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["ci"] = {k: tuple(v) for k, v in (data.get("ci") or {}).items()}
+        return cls(**fields)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["ci"] = {k: list(v) for k, v in self.ci.items()}

@@ -27,9 +27,10 @@ err_console = Console(stderr=True)
 
 
 def _register_commands() -> None:
-    from rewardsmith.cli import eval_cmds, generate_cmds, reward_cmds
+    from rewardsmith.cli import eval_cmds, generate_cmds, reward_cmds, train_cmds
 
     eval_cmds.register(app)
+    train_cmds.register(app)
     reward_cmds.register(app)
     generate_cmds.register(app)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rewardsmith.metrics import Metrics
@@ -38,3 +43,25 @@ def metrics_table(metrics: Metrics, title: str = "metrics") -> Table:
         "",
     )
     return table
+
+
+@contextmanager
+def trial_progress(console: Console) -> Iterator[tuple[Progress, Callable[[int, int, int], None]]]:
+    """A live progress display for trials; tasks added with ``key=<trial id>`` are advanced by
+    the returned ``on_progress(trial_id, step, max_steps)`` callback."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+    def on_progress(trial_id: int, step: int, max_steps: int) -> None:
+        for task in progress.tasks:
+            if task.fields.get("key") == trial_id:
+                progress.update(task.id, completed=step, total=max_steps)
+
+    with progress:
+        yield progress, on_progress

@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 SCHEMA_VERSION = 1
 
 
-class TrialState(str, enum.Enum):
+class TrialState(enum.StrEnum):
     """Life cycle of a trial: PENDING -> RUNNING -> COMPLETE | FAILED (RUNNING -> PENDING on
     recovery after a crash)."""
 
@@ -78,7 +78,7 @@ class TrialRow(Base):
     __tablename__ = "trials"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # sha256 of (kind, candidate set with weights, seed, config hash): what makes enqueue idempotent.
+    # sha256 of (kind, candidate set + weights, seed, config hash): makes enqueue idempotent.
     key: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(40), index=True)
     candidates: Mapped[list[Any]] = mapped_column(JSON)

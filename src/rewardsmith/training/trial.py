@@ -78,9 +78,7 @@ def grpo_dataset(examples: Sequence[dict[str, Any]], prompt: Any) -> Any:
     )
 
 
-def _train(
-    trainer: Any, guard: Any
-) -> tuple[str, str | None]:
+def _train(trainer: Any, guard: Any) -> tuple[str, str | None]:
     import torch
 
     try:
@@ -114,6 +112,7 @@ def run_trial(
 ) -> TrialOutcome:
     """Train a LoRA adapter with GRPO under ``rewards`` and evaluate it on ``eval_split``."""
     from peft import LoraConfig
+    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from rewardsmith.evaluation import evaluate
@@ -127,13 +126,17 @@ def run_trial(
     recorder = CurveRecorder()
     guard = FailureGuard(sandboxed, failure_threshold)
     callbacks = [recorder, guard] + ([StepProgress(progress)] if progress else [])
+    defaults = {
+        "output_dir": str(out / "trainer"),
+        "report_to": "none",
+        "save_strategy": "no",
+        # TRL turns it on by default; on small models and CPUs it only costs time.
+        "gradient_checkpointing": False,
+    }
     args = GRPOConfig(
-        output_dir=str(out / "trainer"),
+        **{**defaults, **grpo_args},
         reward_weights=[r.weight for r in rewards],
-        report_to=[],
-        save_strategy="no",
         disable_tqdm=True,
-        **grpo_args,
     )
     trainer = GRPOTrainer(
         model=loaded.model,
@@ -141,9 +144,10 @@ def run_trial(
         args=args,
         train_dataset=grpo_dataset(task.train, task.prompt),
         processing_class=loaded.tokenizer,
-        peft_config=LoraConfig(task_type="CAUSAL_LM", **lora_args),
+        peft_config=LoraConfig(**{"task_type": "CAUSAL_LM", **lora_args}),
         callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # library code logs; it does not print
     started = time.perf_counter()
     state, reason = _train(trainer, guard)
     outcome = TrialOutcome(

@@ -1,0 +1,328 @@
+"""What the report computes from a :class:`~rewardsmith.report.data.ReportData`; no rendering.
+
+* :func:`leaderboard`: screened candidates ranked by selection (F1, accuracy); failed trials last.
+* :func:`round_summary`: mean and best selection F1 per round (empty rounds included).
+* :func:`finalist_vectors`: test correctness vectors of the finalists, for McNemar.
+* :func:`headline`: baseline vs control vs the best ensemble (chosen on the selection split),
+  plus the multi-seed mean +- std of the best ensemble's ``final`` re-trainings.
+* :func:`hacking_suspects`: rewards the policy learnt to game (see its docstring).
+
+Every function copes with a partial run: missing kinds, FAILED trials without metrics, no rounds.
+
+>>> distinct_ngram_ratio("a b c d e f"), round(distinct_ngram_ratio("go " * 8), 3)
+(1.0, 0.167)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from rewardsmith.report.data import ReportData, TrialRecord
+from rewardsmith.stats import McNemarResult, PairwiseResult, mcnemar_test, pairwise_mcnemar
+from rewardsmith.stats import seed_summary as _seed_summary
+
+log = logging.getLogger(__name__)
+
+#: Repetition: a sample whose distinct 3-gram ratio falls below this is degenerate.
+REPETITION_THRESHOLD = 0.5
+#: Samples shorter than this many words are not judged for repetition.
+REPETITION_MIN_WORDS = 12
+#: A trial whose selection extraction rate falls below this emits degenerate outputs.
+EXTRACTION_THRESHOLD = 0.2
+#: Share of degenerate samples that makes a trial suspect.
+DEGENERATE_SHARE = 0.5
+#: Kinds of trials compared in the finalist McNemar matrix, in display order.
+FINALIST_KINDS = ("baseline", "control", "ensemble", "screen")
+
+
+def metric(metrics: dict[str, Any] | None, name: str) -> float | None:
+    """``metrics[name]`` as a float, or ``None`` when the metrics or the value are missing."""
+    if not metrics or metrics.get(name) is None:
+        return None
+    return float(metrics[name])
+
+
+def rank_key(trial: TrialRecord) -> tuple[float, float]:
+    """Sort key, higher is better: selection (F1, accuracy); no metrics sorts last."""
+    f1, acc = metric(trial.selection, "f1"), metric(trial.selection, "accuracy")
+    return (-1.0 if f1 is None else f1, -1.0 if acc is None else acc)
+
+
+def label(trial: TrialRecord) -> str:
+    """A short display name: the candidate, ``ensemble k=K``, ``baseline``, ``control``..."""
+    if trial.kind == "screen":
+        return trial.candidate_name or f"screen #{trial.id}"
+    if trial.kind == "ensemble":
+        return f"ensemble k={trial.ensemble_k}"
+    if trial.kind == "final":
+        return f"final seed={trial.seed}"
+    return trial.kind
+
+
+@dataclass
+class LeaderRow:
+    """One leaderboard row; ``rank`` is ``None`` for trials without selection metrics."""
+
+    rank: int | None
+    trial: TrialRecord
+    name: str
+    round: int | None
+
+
+def leaderboard(data: ReportData) -> list[LeaderRow]:
+    """Screen trials ranked by selection (F1, accuracy), descending; unranked ones last."""
+    screens = data.trials_of("screen")
+    ranked = sorted((t for t in screens if t.complete and t.selection), key=rank_key, reverse=True)
+    rest = [t for t in screens if t not in ranked]
+    rows = []
+    for i, trial in enumerate(ranked + rest):
+        cand = data.candidate(trial.candidate_name)
+        rank = i + 1 if i < len(ranked) else None
+        rows.append(LeaderRow(rank, trial, label(trial), cand.round if cand else None))
+    return rows
+
+
+@dataclass
+class RoundRow:
+    """Selection F1 over the completed screen trials of one round (``None`` when there are none)."""
+
+    round: int
+    n_candidates: int
+    n_scored: int
+    mean_f1: float | None
+    best_f1: float | None
+    best_name: str | None
+
+
+def round_summary(data: ReportData) -> list[RoundRow]:
+    """Mean and best selection F1 per round, for every round that has a candidate or a trial."""
+    rows_by_round: dict[int, list[LeaderRow]] = {}
+    for row in leaderboard(data):
+        if row.round is not None:
+            rows_by_round.setdefault(row.round, []).append(row)
+    rounds = sorted({c.round for c in data.candidates} | set(rows_by_round))
+    out = []
+    for rnd in rounds:
+        scored = [r for r in rows_by_round.get(rnd, []) if r.rank is not None]
+        f1s = [metric(r.trial.selection, "f1") or 0.0 for r in scored]
+        best = max(scored, key=lambda r: rank_key(r.trial)) if scored else None
+        out.append(
+            RoundRow(
+                round=rnd,
+                n_candidates=sum(1 for c in data.candidates if c.round == rnd),
+                n_scored=len(scored),
+                mean_f1=sum(f1s) / len(f1s) if f1s else None,
+                best_f1=max(f1s) if f1s else None,
+                best_name=best.name if best else None,
+            )
+        )
+    return out
+
+
+def ensembles(data: ReportData) -> list[TrialRecord]:
+    """Ensemble trials ordered by k, then id."""
+    return sorted(data.trials_of("ensemble"), key=lambda t: (t.ensemble_k, str(t.id)))
+
+
+def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
+    """The completed trial with the best selection (F1, accuracy), or ``None``."""
+    done = [t for t in trials if t.complete and t.selection]
+    return max(done, key=rank_key) if done else None
+
+
+def finalist_vectors(data: ReportData, kinds: tuple[str, ...]) -> dict[str, list[bool]]:
+    """Test correctness vectors of completed trials of ``kinds``, keyed by a unique label.
+
+    Vectors whose length differs from the first one are left out (with a log line): McNemar
+    needs the same questions in the same order.
+    """
+    order = {kind: i for i, kind in enumerate(kinds)}
+    trials = [t for t in data.trials if t.kind in order and t.complete and t.test_correct]
+    trials.sort(key=lambda t: (order[t.kind], [-x for x in rank_key(t)]))
+    out: dict[str, list[bool]] = {}
+    for trial in trials:
+        name = label(trial)
+        if name in out:
+            name = f"{name} #{trial.id}"
+        if out and len(trial.test_correct) != len(next(iter(out.values()))):
+            log.warning("trial %s: test vector length differs; left out of McNemar", trial.id)
+            continue
+        out[name] = list(trial.test_correct)
+    return out
+
+
+def pairwise(data: ReportData, kinds: tuple[str, ...]) -> PairwiseResult | None:
+    """Pairwise McNemar over the finalists of ``kinds``; ``None`` with fewer than two."""
+    vectors = finalist_vectors(data, kinds)
+    if len(vectors) < 2:
+        return None
+    return pairwise_mcnemar(vectors, alpha=data.alpha)
+
+
+@dataclass
+class Headline:
+    """Baseline vs control vs best ensemble, and the best ensemble's seed re-trainings."""
+
+    baseline: TrialRecord | None
+    control: TrialRecord | None
+    best_ensemble: TrialRecord | None
+    finals: list[TrialRecord] = field(default_factory=list)
+    seed_f1: tuple[float, float] | None = None
+    seed_accuracy: tuple[float, float] | None = None
+    vs_baseline: McNemarResult | None = None
+    vs_control: McNemarResult | None = None
+
+
+def _paired_test(a: TrialRecord | None, b: TrialRecord | None) -> McNemarResult | None:
+    if not (a and b and a.test_correct and b.test_correct):
+        return None
+    if len(a.test_correct) != len(b.test_correct):
+        return None
+    return mcnemar_test(a.test_correct, b.test_correct)
+
+
+def headline(data: ReportData) -> Headline:
+    """Compare the baseline, the control and the best ensemble (picked on selection metrics)."""
+    baseline = best_trial(data.trials_of("baseline"))
+    control = best_trial(data.trials_of("control"))
+    best = best_trial(data.trials_of("ensemble"))
+    finals = [t for t in data.trials_of("final") if t.complete and t.test]
+    if best is not None:
+        same = [t for t in finals if sorted(t.rewards) == sorted(best.rewards)]
+        finals = same or finals
+    out = Headline(baseline, control, best, finals)
+    f1s = [metric(t.test, "f1") for t in finals]
+    accs = [metric(t.test, "accuracy") for t in finals]
+    if finals and None not in f1s:
+        out.seed_f1 = _seed_summary(f1s)  # type: ignore[arg-type]
+    if finals and None not in accs:
+        out.seed_accuracy = _seed_summary(accs)  # type: ignore[arg-type]
+    out.vs_baseline = _paired_test(best, baseline)
+    out.vs_control = _paired_test(best, control)
+    return out
+
+
+def distinct_ngram_ratio(text: str, n: int = 3) -> float:
+    """Distinct word n-grams / all word n-grams (1.0 = no repetition); empty text gives 0.0.
+
+    Texts shorter than ``n`` words have one "n-gram", the whole text.
+    """
+    words = text.split()
+    if not words:
+        return 0.0
+    if len(words) < n:
+        return 1.0
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) / len(grams)
+
+
+def degenerate_reason(sample: str) -> str | None:
+    """Why one sampled response is degenerate (empty, or repetitive), else ``None``."""
+    if not sample.strip():
+        return "empty"
+    words = sample.split()
+    ratio = distinct_ngram_ratio(sample)
+    if len(words) >= REPETITION_MIN_WORDS and ratio < REPETITION_THRESHOLD:
+        return f"repetitive (distinct 3-gram ratio {ratio:.2f})"
+    return None
+
+
+def curve_trend(points: list[list[float]]) -> tuple[float, float] | None:
+    """(first-third mean, last-third mean) of a curve's values; ``None`` below 3 points."""
+    values = [v for _, v in points]
+    if len(values) < 3:
+        return None
+    third = len(values) // 3
+    return sum(values[:third]) / third, sum(values[-third:]) / third
+
+
+@dataclass
+class Suspect:
+    """A trial whose policy may be gaming its rewards, with every reason found."""
+
+    name: str
+    trial: TrialRecord
+    reasons: list[str]
+
+
+def _trial_suspicions(trial: TrialRecord, baseline_acc: float | None) -> list[str]:
+    reasons = []
+    trend = curve_trend(trial.curves.get("reward", []))
+    acc = metric(trial.selection, "accuracy")
+    if trend and trend[1] > trend[0] and acc is not None and baseline_acc is not None:
+        if acc < baseline_acc:
+            reasons.append(
+                f"training reward rose {trend[0]:.3g} -> {trend[1]:.3g} (first vs last third) "
+                f"while selection accuracy {acc:.3f} < baseline {baseline_acc:.3f}"
+            )
+    extraction = metric(trial.selection, "extraction_rate")
+    if extraction is not None and extraction < EXTRACTION_THRESHOLD:
+        reasons.append(f"extraction rate {extraction:.2f} < {EXTRACTION_THRESHOLD}")
+    samples = trial.samples or []
+    bad = [r for r in (degenerate_reason(s) for s in samples) if r]
+    if samples and len(bad) / len(samples) >= DEGENERATE_SHARE:
+        kinds = sorted({r.split(" (")[0] for r in bad})
+        reasons.append(
+            f"{len(bad)}/{len(samples)} sample responses degenerate ({', '.join(kinds)})"
+        )
+    return reasons
+
+
+def hacking_suspects(data: ReportData) -> list[Suspect]:
+    """Trials (all but the baseline) whose policy looks like it games its rewards.
+
+    A trial is suspect when (1) the mean of the last third of its ``reward`` curve exceeds the
+    mean of the first third while its selection accuracy is below the baseline's; or (2) its
+    selection extraction rate is below :data:`EXTRACTION_THRESHOLD`; or (3) at least half of its
+    sample responses are empty or repetitive (see :func:`degenerate_reason`). Candidates whose
+    validation flagged ``prefers_garbage`` are listed too.
+    """
+    baseline = best_trial(data.trials_of("baseline"))
+    baseline_acc = metric(baseline.selection, "accuracy") if baseline else None
+    suspects = []
+    for trial in data.trials:
+        if trial.kind == "baseline" or not trial.complete:
+            continue
+        reasons = _trial_suspicions(trial, baseline_acc)
+        cand = data.candidate(trial.candidate_name)
+        if cand and cand.verdict and "prefers_garbage" in cand.verdict.flags:
+            reasons.append("validation: scores a garbage completion above a correct answer")
+        if reasons:
+            suspects.append(Suspect(label(trial), trial, reasons))
+    return suspects
+
+
+def summary(data: ReportData) -> dict[str, Any]:
+    """The computed tables as plain data, for ``report.json``."""
+    head = headline(data)
+    ens_family = pairwise(data, ("ensemble",))
+    finalists = pairwise(data, FINALIST_KINDS)
+
+    def _ref(trial: TrialRecord | None) -> Any:
+        return None if trial is None else trial.id
+
+    return {
+        "leaderboard": [
+            {"rank": r.rank, "trial": r.trial.id, "name": r.name, "round": r.round}
+            for r in leaderboard(data)
+        ],
+        "rounds": [r.__dict__ for r in round_summary(data)],
+        "headline": {
+            "baseline": _ref(head.baseline),
+            "control": _ref(head.control),
+            "best_ensemble": _ref(head.best_ensemble),
+            "final_trials": [t.id for t in head.finals],
+            "seed_f1_mean_std": head.seed_f1,
+            "seed_accuracy_mean_std": head.seed_accuracy,
+            "vs_baseline": head.vs_baseline.to_dict() if head.vs_baseline else None,
+            "vs_control": head.vs_control.to_dict() if head.vs_control else None,
+        },
+        "mcnemar_ensembles": ens_family.to_dict() if ens_family else None,
+        "mcnemar_finalists": finalists.to_dict() if finalists else None,
+        "hacking": [
+            {"name": s.name, "trial": s.trial.id, "reasons": s.reasons}
+            for s in hacking_suspects(data)
+        ],
+    }

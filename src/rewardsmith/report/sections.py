@@ -1,0 +1,361 @@
+"""The report's sections, as render-neutral blocks (see :mod:`rewardsmith.report.blocks`).
+
+Each ``*_section`` function takes the :class:`ReportData` and returns a list of blocks; each
+copes with a partial run by saying what is missing instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rewardsmith.report import analysis as an
+from rewardsmith.report import plots
+from rewardsmith.report.blocks import Block, Details, Heading, Image, Paragraph, Table
+from rewardsmith.report.data import ReportData, TrialRecord
+from rewardsmith.stats import McNemarResult, PairwiseResult
+
+DASH = "—"
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` decimals, or a dash when missing."""
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def fmt_ci(metrics: dict[str, Any] | None, name: str) -> str:
+    """``0.795 [0.756, 0.832]``: a metric with its 95% CI when the metrics carry one."""
+    value = an.metric(metrics, name)
+    if value is None:
+        return DASH
+    ci = ((metrics or {}).get("ci") or {}).get(name)
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
+
+
+def fmt_p(p: float) -> str:
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"
+
+
+def _rewards(trial: TrialRecord) -> str:
+    parts = [
+        name if weight == 1.0 else f"{name}×{weight:g}"
+        for name, weight in zip(trial.rewards, trial.weights, strict=True)
+    ]
+    return ", ".join(parts) or DASH
+
+
+def overview_section(data: ReportData) -> list[Block]:
+    """Run identity, counts, and the config and manifest as JSON."""
+    states: dict[str, int] = {}
+    for t in data.trials:
+        states[t.state] = states.get(t.state, 0) + 1
+    accepted = sum(1 for c in data.candidates if c.verdict and c.verdict.accepted)
+    state_text = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none yet"
+    return [
+        Paragraph(
+            f"Run {data.run_id}, created {data.created}. Candidates are ranked on the "
+            f"'{data.selection_split}' split; test metrics are reported for finalists only."
+        ),
+        Paragraph(
+            f"{len(data.candidates)} candidates ({accepted} accepted by validation); "
+            f"{len(data.trials)} trials ({state_text})."
+        ),
+        Details("Configuration", pre=json.dumps(data.config, indent=2, sort_keys=True)),
+        Details("Manifest", pre=json.dumps(data.manifest, indent=2, sort_keys=True, default=str)),
+    ]
+
+
+def leaderboard_section(data: ReportData) -> list[Block]:
+    """Screened candidates ranked by selection F1, then accuracy."""
+    rows = [
+        [
+            str(r.rank) if r.rank else DASH,
+            r.name,
+            str(r.round) if r.round is not None else DASH,
+            fmt_ci(r.trial.selection, "f1"),
+            fmt_ci(r.trial.selection, "accuracy"),
+            fmt(an.metric(r.trial.selection, "extraction_rate"), 2),
+            r.trial.state,
+        ]
+        for r in an.leaderboard(data)
+    ]
+    headers = [
+        "rank",
+        "candidate",
+        "round",
+        f"{data.selection_split} F1 [95% CI]",
+        f"{data.selection_split} accuracy [95% CI]",
+        "extraction",
+        "state",
+    ]
+    return [Heading("Leaderboard"), Table(headers, rows, "no candidate screened yet")]
+
+
+def rounds_section(data: ReportData) -> list[Block]:
+    """Mean and best selection F1 per round, table and plot."""
+    rows = an.round_summary(data)
+    table = Table(
+        ["round", "candidates", "scored", "mean F1", "best F1", "best candidate"],
+        [
+            [
+                str(r.round),
+                str(r.n_candidates),
+                str(r.n_scored),
+                fmt(r.mean_f1),
+                fmt(r.best_f1),
+                r.best_name or DASH,
+            ]
+            for r in rows
+        ],
+        "no round yet",
+    )
+    blocks: list[Block] = [Heading("F1 per round"), table]
+    baseline = an.best_trial(data.trials_of("baseline"))
+    png = plots.rounds_plot(rows, an.metric(baseline.selection, "f1") if baseline else None)
+    if png:
+        blocks.append(Image("rounds", png, f"Mean and best {data.selection_split} F1 per round"))
+    return blocks
+
+
+def ensemble_section(data: ReportData) -> list[Block]:
+    """Ensembles of the base rewards plus the top-k candidates."""
+    trials = an.ensembles(data)
+    rows = [
+        [
+            str(t.ensemble_k),
+            _rewards(t),
+            fmt_ci(t.selection, "f1"),
+            fmt_ci(t.selection, "accuracy"),
+            fmt_ci(t.test, "f1"),
+            fmt_ci(t.test, "accuracy"),
+            t.state,
+        ]
+        for t in trials
+    ]
+    sel = data.selection_split
+    headers = ["k", "rewards", f"{sel} F1", f"{sel} accuracy", "test F1", "test accuracy", "state"]
+    blocks: list[Block] = [Heading("Ensembles"), Table(headers, rows, "no ensemble trained yet")]
+    png = plots.ensemble_plot(trials)
+    if png:
+        blocks.append(Image("ensembles", png, "Ensemble F1 with 95% CIs against k"))
+    return blocks
+
+
+def _test_cell(test: McNemarResult | None, other: str) -> str:
+    if test is None:
+        return f"no paired test vectors (best ensemble vs {other})"
+    return (
+        f"McNemar best ensemble vs {other}: only ensemble right {test.b}, only {other} right "
+        f"{test.c}, p = {fmt_p(test.pvalue)} ({test.method})"
+    )
+
+
+def headline_section(data: ReportData) -> list[Block]:
+    """Baseline vs control vs the best ensemble, and the best ensemble's seed re-trainings."""
+    head = an.headline(data)
+    rows = []
+    for role, trial in (
+        ("baseline (base rewards)", head.baseline),
+        ("control (random rewards)", head.control),
+        ("best ensemble", head.best_ensemble),
+    ):
+        if trial is not None:
+            rows.append(
+                [
+                    role,
+                    an.label(trial),
+                    fmt_ci(trial.selection, "f1"),
+                    fmt_ci(trial.test, "f1"),
+                    fmt_ci(trial.test, "accuracy"),
+                ]
+            )
+    if head.seed_f1 is not None:
+        acc = head.seed_accuracy or (None, None)
+        rows.append(
+            [
+                f"best ensemble, {len(head.finals)} seeds",
+                "mean ± std",
+                DASH,
+                f"{head.seed_f1[0]:.3f} ± {head.seed_f1[1]:.3f}",
+                DASH if acc[0] is None else f"{acc[0]:.3f} ± {acc[1]:.3f}",
+            ]
+        )
+    headers = ["configuration", "trial", f"{data.selection_split} F1", "test F1", "test accuracy"]
+    blocks: list[Block] = [
+        Heading("Baseline vs control vs best ensemble"),
+        Paragraph("The best ensemble is chosen on the selection split, never on test.", "note"),
+        Table(headers, rows, "no baseline, control or ensemble yet"),
+    ]
+    if head.best_ensemble is not None:
+        blocks += [
+            Paragraph(_test_cell(head.vs_baseline, "baseline"), "note"),
+            Paragraph(_test_cell(head.vs_control, "control"), "note"),
+        ]
+    return blocks
+
+
+def _matrix(result: PairwiseResult) -> Table:
+    rows = []
+    for a in result.names:
+        row = [a]
+        for b in result.names:
+            if a == b:
+                row.append(DASH)
+                continue
+            comp = result.get(a, b)
+            mark = "**" if comp.significant_bonferroni else "*" if comp.significant_holm else ""
+            row.append(f"{fmt_p(comp.test.pvalue)}{mark}")
+        rows.append(row)
+    return Table(["raw p"] + list(result.names), rows)
+
+
+def _pairs(result: PairwiseResult) -> Table:
+    rows = [
+        [
+            c.a,
+            c.b,
+            str(c.test.b),
+            str(c.test.c),
+            c.test.method,
+            fmt_p(c.test.pvalue),
+            fmt_p(c.p_bonferroni),
+            fmt_p(c.p_holm),
+            c.verdict,
+        ]
+        for c in result.comparisons
+    ]
+    headers = [
+        "A",
+        "B",
+        "only A right",
+        "only B right",
+        "test",
+        "p",
+        "p Bonferroni",
+        "p Holm",
+        "verdict",
+    ]
+    return Table(headers, rows)
+
+
+def mcnemar_section(data: ReportData) -> list[Block]:
+    """Pairwise McNemar on test correctness: the ensembles (the paper's family), then finalists."""
+    blocks: list[Block] = [Heading("McNemar tests on the test split")]
+    families = (
+        ("Ensemble configurations", ("ensemble",)),
+        ("All finalists (baseline, control, ensembles, top single rewards)", an.FINALIST_KINDS),
+    )
+    for title, kinds in families:
+        result = an.pairwise(data, kinds)
+        blocks.append(Heading(title, 3))
+        if result is None:
+            blocks.append(Paragraph("fewer than two finalists with test results", "note"))
+            continue
+        blocks += [
+            Paragraph(
+                f"{result.n_comparisons} comparison(s); family-wise alpha {result.alpha:g}, so "
+                f"Bonferroni tests each pair at {result.bonferroni_alpha:.2e}. "
+                "** significant after Bonferroni, * after Holm only.",
+                "note",
+            ),
+            _matrix(result),
+            _pairs(result),
+        ]
+    return blocks
+
+
+def hacking_section(data: ReportData) -> list[Block]:
+    """The reward-hacking panel."""
+    suspects = an.hacking_suspects(data)
+    blocks: list[Block] = [
+        Heading("Reward-hacking panel"),
+        Paragraph(
+            "Suspect when the training reward rose (last third vs first third of the curve) while "
+            "selection accuracy fell below the baseline's, when the extraction rate is below "
+            f"{an.EXTRACTION_THRESHOLD}, or when at least half of the sampled responses are empty "
+            f"or repetitive (distinct 3-gram ratio < {an.REPETITION_THRESHOLD}).",
+            "note",
+        ),
+    ]
+    if suspects:
+        blocks.append(Paragraph(f"{len(suspects)} suspect(s) found; review them below.", "warn"))
+    rows = [[s.name, s.trial.kind, "; ".join(s.reasons)] for s in suspects]
+    blocks.append(Table(["trial", "kind", "why"], rows, "no suspect found"))
+    for s in suspects:
+        if s.trial.samples:
+            sample_text = "\n----\n".join(s.trial.samples)
+            blocks.append(Details(f"sample responses of {s.name}", pre=sample_text))
+    return blocks
+
+
+def curves_section(data: ReportData) -> list[Block]:
+    """Training curves per trial as small multiples."""
+    order = {"baseline": 0, "control": 1, "screen": 2, "ensemble": 3, "final": 4}
+    trials = sorted(data.trials, key=lambda t: (order[t.kind], [-x for x in an.rank_key(t)]))
+    images = plots.curve_grids(trials)
+    blocks: list[Block] = [Heading("Training curves")]
+    if not images:
+        return blocks + [Paragraph("no training curves recorded yet", "note")]
+    for i, png in enumerate(images):
+        blocks.append(Image(f"curves-{i + 1}", png, f"Training curves ({i + 1}/{len(images)})"))
+    return blocks
+
+
+def failures_section(data: ReportData) -> list[Block]:
+    """Failed trials and rejected candidates, with their reasons."""
+    failed = [
+        [str(t.id), t.kind, an.label(t), t.state, t.fail_reason or DASH]
+        for t in data.trials
+        if t.state == "FAILED"
+    ]
+    rejected = [
+        [c.name, str(c.round), c.verdict.stage, c.verdict.reason]
+        for c in data.candidates
+        if c.verdict and not c.verdict.accepted
+    ]
+    return [
+        Heading("Failures"),
+        Heading("Failed trials", 3),
+        Table(["trial", "kind", "name", "state", "reason"], failed, "no failed trial"),
+        Heading("Rejected candidates", 3),
+        Table(["candidate", "round", "stage", "reason"], rejected, "no rejected candidate"),
+    ]
+
+
+def code_section(data: ReportData) -> list[Block]:
+    """Every candidate's code and verdict, collapsed."""
+    blocks: list[Block] = [Heading("Candidates: code and verdicts")]
+    if not data.candidates:
+        return blocks + [Paragraph("no candidate yet", "note")]
+    for c in sorted(data.candidates, key=lambda c: (c.round, c.name)):
+        v = c.verdict
+        verdict = "not validated" if v is None else ("accepted" if v.accepted else "rejected")
+        lines = [
+            f"description: {c.description or DASH}",
+            f"round {c.round}, generator {c.generator or DASH}, parent {c.parent or DASH}",
+        ]
+        if v is not None:
+            lines.append(f"verdict: {verdict} at stage {v.stage}; {v.reason or DASH}")
+            if v.flags:
+                lines.append(f"flags: {', '.join(v.flags)}")
+        blocks.append(Details(f"{c.name} (round {c.round}, {verdict})", lines, c.code))
+    return blocks
+
+
+SECTIONS = (
+    overview_section,
+    leaderboard_section,
+    rounds_section,
+    ensemble_section,
+    headline_section,
+    mcnemar_section,
+    hacking_section,
+    curves_section,
+    failures_section,
+    code_section,
+)
+
+
+def build_blocks(data: ReportData) -> list[Block]:
+    """All sections, in display order."""
+    return [block for section in SECTIONS for block in section(data)]

@@ -1,0 +1,34 @@
+"""The run store: one run's manifest, candidates, trials and results (SQLAlchemy 2.0).
+
+Typical use by a search loop::
+
+    store = RunStore.create("runs/demo-1", config, manifest=build_manifest(config, task=task))
+    store.add_candidate(candidate, verdict=verdict.to_dict())
+    store.enqueue_trial("screen", [candidate.name], seed=config.seed)
+    # ... later, or after a restart: RunStore.open(run_dir, expected_config_hash=...), recover()
+    while (trial := store.next_pending()) is not None:  # PENDING -> RUNNING, atomically
+        store.complete_trial(trial.id, TrialResult(metrics={"f1": 0.7}, correctness=[1, 0]))
+
+See :mod:`rewardsmith.store.run_store` for the crash-safety contract.
+"""
+
+from rewardsmith.store._engine import StoreError, default_url
+from rewardsmith.store.manifest import build_manifest, data_manifest, new_run_id
+from rewardsmith.store.records import Manifest, Trial, TrialResult
+from rewardsmith.store.run_store import RunStore, default_worker
+from rewardsmith.store.schema import SCHEMA_VERSION, TrialState
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Manifest",
+    "RunStore",
+    "StoreError",
+    "Trial",
+    "TrialResult",
+    "TrialState",
+    "build_manifest",
+    "data_manifest",
+    "default_url",
+    "default_worker",
+    "new_run_id",
+]

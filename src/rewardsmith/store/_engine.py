@@ -1,0 +1,89 @@
+"""Engines for the run store: SQLite tuned for several local processes, or any SQLAlchemy URL.
+
+SQLite runs in WAL mode (readers never block the writer) with a busy timeout, ``synchronous=FULL``
+and foreign keys on. pysqlite's own transaction handling is switched off so that every
+transaction starts with an explicit ``BEGIN``, and write transactions with ``BEGIN IMMEDIATE``:
+a writer takes the lock up front and waits on the busy timeout, instead of failing when it
+upgrades a read snapshot that another process has meanwhile made stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy.engine import make_url
+
+from rewardsmith.errors import RewardsmithError
+from rewardsmith.store.schema import SCHEMA_VERSION, RunRow
+
+DB_FILE = "store.db"
+#: Seconds a writer waits for another process's write transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+#: Execution option that marks a connection's transactions as writes.
+WRITE_OPTION = "rewardsmith_write"
+
+
+class StoreError(RewardsmithError):
+    """The run store is missing, unreadable, from another config, or asked something invalid."""
+
+
+def default_url(run_dir: Path) -> str:
+    """``sqlite:///<run_dir>/store.db`` (absolute)."""
+    return f"sqlite:///{(Path(run_dir) / DB_FILE).resolve()}"
+
+
+def masked(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a file-backed SQLite URL, else None (other backends, in-memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit transactions."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see module doc)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def read_stamp(conn: Connection, label: str) -> str:
+    """The stored config hash, after checking that ``conn`` holds a readable rewardsmith store
+    of this schema version (:class:`StoreError` otherwise)."""
+    if not inspect(conn).has_table(RunRow.__tablename__):
+        raise StoreError(f"{label} is not a rewardsmith run store (no run table)")
+    row = conn.execute(select(RunRow.schema_version, RunRow.config_hash)).first()
+    if row is None:
+        raise StoreError(f"{label} has no run manifest (was its creation interrupted?)")
+    if row.schema_version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{label}: store schema version {row.schema_version}, "
+            f"this rewardsmith reads version {SCHEMA_VERSION}"
+        )
+    return str(row.config_hash)

@@ -1,0 +1,407 @@
+"""The run store: one run's candidates, trials and results in one transactional database.
+
+A run lives in a directory (``runs/<run-id>/``) holding ``store.db`` (or a pointer to another
+database: any SQLAlchemy URL, e.g. PostgreSQL for several machines; one database per run),
+``adapters/``, ``evals/`` and ``logs/``. The API follows optuna's split between a candidate
+(what to try), a trial (one run of a candidate set with a config and a seed, and its state) and
+the trial's immutable result.
+
+Crash safety: every write is one transaction, so a process killed at any instant (``kill -9``)
+leaves the store as it was before or after that write. A trial's result and its COMPLETE state
+are written together; a trial left RUNNING by a dead process is put back to PENDING by
+:meth:`RunStore.recover`, and enqueueing the same trial again returns the existing one, so a
+resumed search re-runs what was in flight and never trains a COMPLETE trial twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, exc, inspect, select, update
+from sqlalchemy.orm import Session
+
+from rewardsmith.config import RunConfig, parse_config
+from rewardsmith.errors import ConfigError
+from rewardsmith.rewards.candidate import Candidate
+from rewardsmith.store import _candidates, _trials
+from rewardsmith.store._engine import (
+    WRITE_OPTION,
+    StoreError,
+    default_url,
+    make_engine,
+    masked,
+    read_stamp,
+    sqlite_path,
+)
+from rewardsmith.store.manifest import build_manifest
+from rewardsmith.store.records import Manifest, Trial, TrialResult, json_safe
+from rewardsmith.store.schema import (
+    SCHEMA_VERSION,
+    Base,
+    RunRow,
+    TrialRow,
+    TrialState,
+)
+
+log = logging.getLogger(__name__)
+
+SUBDIRS = ("adapters", "evals", "logs")
+#: Written in the run directory when the database is not the default ``store.db``.
+URL_POINTER = "store.url"
+
+
+def default_worker() -> str:
+    """``<host>:<pid>``: who is running a trial."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunStore:
+    """A run directory and its database. Build one with :meth:`create` or :meth:`open`."""
+
+    def __init__(self, run_dir: Path, engine: Engine, url: str) -> None:
+        self.run_dir = run_dir
+        self.url = masked(url)
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def create(
+        cls,
+        run_dir: str | Path,
+        config: RunConfig,
+        *,
+        url: str | None = None,
+        manifest: Manifest | None = None,
+    ) -> RunStore:
+        """Create the run directory and a new store for ``config``.
+
+        ``manifest`` defaults to :func:`~rewardsmith.store.manifest.build_manifest` without data
+        fingerprints; its config hash must be ``config``'s. Raises :class:`StoreError` when a
+        store already exists there.
+        """
+        run_dir = Path(run_dir)
+        manifest = manifest or build_manifest(config, run_id=run_dir.name)
+        if manifest.config_hash != config.config_hash():
+            raise StoreError("the manifest was built for another config (config hashes differ)")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for sub in SUBDIRS:
+            (run_dir / sub).mkdir(exist_ok=True)
+        db_url = url or default_url(run_dir)
+        store = cls(run_dir, make_engine(db_url), db_url)
+        try:
+            store._initialise(manifest)
+        except BaseException:
+            store.close()
+            raise
+        if url is not None and url != default_url(run_dir):
+            (run_dir / URL_POINTER).write_text(masked(url) + "\n", encoding="utf-8")
+        log.info("created run store %s (%s)", run_dir, store.url)
+        return store
+
+    def _initialise(self, manifest: Manifest) -> None:
+        with self._guard(), self._writer.begin() as conn:
+            if inspect(conn).has_table(RunRow.__tablename__):
+                raise StoreError(f"a run store already exists at {self.run_dir} ({self.url})")
+            Base.metadata.create_all(conn)
+            with Session(bind=conn) as session:
+                session.add(manifest.to_row(SCHEMA_VERSION))
+                session.flush()
+
+    @classmethod
+    def open(
+        cls,
+        run_dir: str | Path,
+        *,
+        url: str | None = None,
+        expected_config_hash: str | None = None,
+        allow_config_change: bool = False,
+    ) -> RunStore:
+        """Open an existing store.
+
+        Raises :class:`StoreError` (a :class:`~rewardsmith.errors.RewardsmithError`) with one
+        line when there is no store, the database is unreadable or not a rewardsmith store, its
+        schema version differs, or ``expected_config_hash`` differs from the stored hash (unless
+        ``allow_config_change``, which only logs a warning).
+        """
+        run_dir = Path(run_dir)
+        db_url = url or default_url(run_dir)
+        path = sqlite_path(db_url)
+        if path is not None and not path.is_file():
+            pointer = run_dir / URL_POINTER
+            if url is None and pointer.is_file():
+                where = pointer.read_text(encoding="utf-8").strip()
+                raise StoreError(f"the run store of {run_dir} is at {where}; pass its URL")
+            raise StoreError(f"no run store at {run_dir} (missing {path.name})")
+        store = cls(run_dir, make_engine(db_url), db_url)
+        try:
+            store._check(expected_config_hash, allow_config_change)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check(self, expected_hash: str | None, allow_change: bool) -> None:
+        with self._guard(), self._engine.connect() as conn:
+            stored = read_stamp(conn, self.url)
+        if expected_hash is not None and expected_hash != stored:
+            message = (
+                f"run store {self.run_dir} was made with config {stored[:12]}, "
+                f"not {expected_hash[:12]}"
+            )
+            if not allow_change:
+                raise StoreError(message + "; refusing to mix runs (start a new run directory)")
+            log.warning("%s; continuing because the config change is allowed", message)
+
+    def close(self) -> None:
+        """Release the database connections (the store can be reopened later)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.run_dir / "adapters"
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.run_dir / "evals"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    # ---------------------------------------------------------------- sessions
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn database failures (corrupt file, lost server) into one-line StoreErrors."""
+        try:
+            yield
+        except exc.IntegrityError:
+            raise
+        except exc.DatabaseError as error:
+            detail = str(getattr(error, "orig", error)).splitlines()[0]
+            raise StoreError(f"run store {self.url} is unreadable: {detail}") from error
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._guard(), Session(self._engine) as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A session whose work commits as one transaction, or not at all."""
+        with self._guard(), Session(self._writer) as session, session.begin():
+            yield session
+
+    # ---------------------------------------------------------------- manifest
+
+    def manifest(self) -> Manifest:
+        """The run's manifest."""
+        with self._read() as session:
+            return Manifest.from_row(session.scalars(select(RunRow)).one())
+
+    def config(self) -> RunConfig:
+        """The run's config, re-validated."""
+        data = self.manifest().config
+        try:
+            return parse_config(data, source=f"{self.run_dir} (stored config)")
+        except ConfigError as error:
+            raise StoreError(str(error)) from None
+
+    @property
+    def config_hash(self) -> str:
+        """The stored config hash."""
+        return self.manifest().config_hash
+
+    # ---------------------------------------------------------------- candidates
+
+    def add_candidate(
+        self, candidate: Candidate, *, verdict: Mapping[str, Any] | None = None
+    ) -> Candidate:
+        """Store a candidate (with its validation verdict, if known); storing the same name with
+        the same code again is a no-op. A name taken by different code raises
+        :class:`StoreError`."""
+        with self._write() as session:
+            return _candidates.insert_or_get(session, candidate, verdict)
+
+    def set_verdict(self, name: str, verdict: Mapping[str, Any]) -> None:
+        """Record (or replace) the validation verdict of a stored candidate."""
+        with self._write() as session:
+            _candidates.require(session, name).verdict = json_safe(verdict)
+
+    def get_candidate(self, name: str) -> Candidate:
+        """The stored candidate called ``name``; :class:`StoreError` when there is none."""
+        with self._read() as session:
+            return _candidates.to_candidate(_candidates.require(session, name))
+
+    def candidates(self, round: int | None = None) -> list[Candidate]:
+        """Stored candidates in insertion order, optionally of one round."""
+        with self._read() as session:
+            return [c for c, _ in _candidates.listed(session, round)]
+
+    def verdicts(self, round: int | None = None) -> dict[str, dict[str, Any] | None]:
+        """name -> validation verdict (None when not recorded), in insertion order."""
+        with self._read() as session:
+            return {c.name: v for c, v in _candidates.listed(session, round)}
+
+    # ---------------------------------------------------------------- trials
+
+    def enqueue_trial(
+        self,
+        kind: str,
+        candidate_names: Sequence[str] = (),
+        weights: Mapping[str, float] | None = None,
+        seed: int | None = None,
+        config: RunConfig | Mapping[str, Any] | None = None,
+        *,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Add a PENDING trial and return its id; an identical trial returns the existing id.
+
+        Identity is (kind, candidate set with weights, seed, config hash), whatever the trial's
+        state, so a resumed search never trains a trial twice. ``config`` defaults to the run's
+        config and ``seed`` to the config's seed; every candidate must be stored already.
+        """
+        cfg = self.config() if config is None else _as_config(config)
+        spec = _trials.TrialSpec.build(kind, candidate_names, weights, seed, cfg, attrs)
+        try:
+            with self._write() as session:
+                return _trials.insert_or_get(session, spec, time.time())
+        except exc.IntegrityError:  # another process inserted the same trial concurrently
+            with self._read() as session:
+                return _trials.find(session, spec.key)
+
+    def trial(self, trial_id: int) -> Trial:
+        """A snapshot of one trial; :class:`StoreError` when there is none."""
+        with self._read() as session:
+            return Trial.from_row(_trials.get(session, trial_id))
+
+    def trials(self, state: TrialState | str | None = None, kind: str | None = None) -> list[Trial]:
+        """Trials in id order, optionally filtered by state and kind."""
+        query = select(TrialRow).order_by(TrialRow.id)
+        if state is not None:
+            query = query.where(TrialRow.state == TrialState(state))
+        if kind is not None:
+            query = query.where(TrialRow.kind == kind)
+        with self._read() as session:
+            return [Trial.from_row(row) for row in session.scalars(query)]
+
+    def claim_trial(self, trial_id: int, *, worker: str | None = None) -> Trial | None:
+        """Move a PENDING trial to RUNNING atomically; None when it is not PENDING (e.g. another
+        worker claimed it first)."""
+        with self._write() as session:
+            claimed = _trials.claim(session, trial_id, worker or default_worker(), time.time())
+            return Trial.from_row(_trials.get(session, trial_id)) if claimed else None
+
+    def next_pending(self, *, kind: str | None = None, worker: str | None = None) -> Trial | None:
+        """Claim the oldest PENDING trial (of ``kind``), or None when none is left."""
+        while True:
+            query = select(TrialRow.id).where(TrialRow.state == TrialState.PENDING)
+            if kind is not None:
+                query = query.where(TrialRow.kind == kind)
+            with self._read() as session:
+                trial_id = session.scalars(query.order_by(TrialRow.id).limit(1)).first()
+            if trial_id is None:
+                return None
+            trial = self.claim_trial(trial_id, worker=worker)
+            if trial is not None:
+                return trial
+
+    def complete_trial(self, trial_id: int, result: TrialResult) -> None:
+        """Write ``result`` and mark the RUNNING trial COMPLETE, in one transaction.
+
+        Raises :class:`StoreError` when the trial is not RUNNING (a COMPLETE trial's result is
+        immutable; a trial recovered to PENDING belongs to whoever claims it next).
+        """
+        now = time.time()
+        row = result.to_row(trial_id, now)  # encodes before the transaction: bad data fails early
+        with self._write() as session:
+            _trials.transition(
+                session, trial_id, TrialState.COMPLETE, now, from_states=("RUNNING",)
+            )
+            session.add(row)
+
+    def fail_trial(self, trial_id: int, reason: str) -> None:
+        """Mark a PENDING or RUNNING trial FAILED with ``reason`` (a failure is data)."""
+        with self._write() as session:
+            _trials.transition(
+                session,
+                trial_id,
+                TrialState.FAILED,
+                time.time(),
+                from_states=("PENDING", "RUNNING"),
+                reason=reason,
+            )
+
+    def requeue_trial(self, trial_id: int) -> None:
+        """Put a FAILED trial back to PENDING (a deliberate retry); its reason is cleared."""
+        with self._write() as session:
+            _trials.transition(session, trial_id, TrialState.PENDING, None, from_states=("FAILED",))
+
+    def recover(self, *, worker: str | None = None) -> list[int]:
+        """Put RUNNING trials (of ``worker``, or all) back to PENDING; return their ids.
+
+        Call it when resuming, once no other worker of this run is alive: a RUNNING trial then
+        belongs to a process that died. COMPLETE and FAILED trials are untouched.
+        """
+        with self._write() as session:
+            query = select(TrialRow.id).where(TrialRow.state == TrialState.RUNNING)
+            if worker is not None:
+                query = query.where(TrialRow.worker == worker)
+            ids = list(session.scalars(query.order_by(TrialRow.id)))
+            if ids:
+                session.execute(
+                    update(TrialRow)
+                    .where(TrialRow.id.in_(ids), TrialRow.state == TrialState.RUNNING)
+                    .values(state=TrialState.PENDING, worker=None, started_at=None)
+                )
+        if ids:
+            log.warning("recovered %d interrupted trial(s): %s", len(ids), ids)
+        return ids
+
+    # ---------------------------------------------------------------- results
+
+    def result(self, trial_id: int) -> TrialResult | None:
+        """The result of a COMPLETE trial, None for any other state."""
+        with self._read() as session:
+            row = _trials.result_row(session, trial_id)
+            return None if row is None else TrialResult.from_row(row)
+
+    def leaderboard(
+        self, metric: str = "f1", *, kinds: Sequence[str] | None = ("screen",)
+    ) -> list[tuple[Trial, TrialResult]]:
+        """COMPLETE trials (of ``kinds``; None for all) best first by ``metrics[metric]``.
+
+        Ties break on accuracy (the paper ranks by F1 then accuracy), then on trial id; trials
+        without the metric come last.
+        """
+        with self._read() as session:
+            pairs = _trials.completed(session, kinds)
+            ranked = [(Trial.from_row(t), TrialResult.from_row(r)) for t, r in pairs]
+        return sorted(ranked, key=lambda pair: _trials.rank_key(pair, metric))
+
+
+def _as_config(config: RunConfig | Mapping[str, Any]) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    try:
+        return parse_config(config, source="trial config")
+    except ConfigError as error:
+        raise StoreError(str(error)) from None
+
+
+__all__ = ["RunStore", "StoreError", "default_worker"]
