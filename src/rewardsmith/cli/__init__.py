@@ -27,12 +27,21 @@ err_console = Console(stderr=True)
 
 
 def _register_commands() -> None:
-    from rewardsmith.cli import eval_cmds, generate_cmds, reward_cmds, train_cmds
+    from rewardsmith.cli import (
+        eval_cmds,
+        generate_cmds,
+        report_cmds,
+        reward_cmds,
+        search_cmds,
+        train_cmds,
+    )
 
+    search_cmds.register(app)
     eval_cmds.register(app)
     train_cmds.register(app)
     reward_cmds.register(app)
     generate_cmds.register(app)
+    report_cmds.register(app)
 
 
 def main() -> None:

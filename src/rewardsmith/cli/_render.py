@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -65,3 +66,48 @@ def trial_progress(console: Console) -> Iterator[tuple[Progress, Callable[[int, 
 
     with progress:
         yield progress, on_progress
+
+
+def final_table(store: Any) -> Table:
+    """Baseline vs control vs ensembles on test: metrics, CIs and McNemar vs the baseline."""
+    from rewardsmith.stats import mcnemar_test, seed_summary
+
+    table = Table(title="finalists on test", header_style="bold")
+    for column in ("trial", "rewards", "F1 [95% CI]", "accuracy [95% CI]", "McNemar p vs baseline"):
+        table.add_column(column)
+    rows = []
+    for kind in ("baseline", "control", "ensemble", "final"):
+        for trial in store.trials(state="COMPLETE", kind=kind):
+            evaluation = store.evaluation(trial.id, "test")
+            if evaluation is not None:
+                rows.append((trial, evaluation))
+    baseline = next((e for t, e in rows if t.kind == "baseline"), None)
+    for trial, ev in rows:
+        m = ev.metrics
+        ci = m.get("ci") or {}
+        p = "-"
+        if baseline is not None and trial.kind != "baseline":
+            p = f"{mcnemar_test(ev.correctness, baseline.correctness).pvalue:.4f}"
+        table.add_row(
+            f"#{trial.id} {trial.kind}",
+            ", ".join(trial.candidates) or "base rewards",
+            _with_ci(m.get("f1"), ci.get("f1")),
+            _with_ci(m.get("accuracy"), ci.get("accuracy")),
+            p,
+        )
+    if any(t.kind == "final" for t, _ in rows):
+        mean, std = seed_summary(_best_ensemble_seed_f1(rows))
+        table.caption = f"best ensemble over seeds: F1 {mean:.3f} +- {std:.3f}"
+    return table
+
+
+def _best_ensemble_seed_f1(rows: list) -> list[float]:
+    finals = [(t, e) for t, e in rows if t.kind == "final"]
+    names = set(finals[0][0].candidates)
+    return [e.metrics["f1"] for t, e in rows if t.kind in ("ensemble", "final") and set(t.candidates) == names]
+
+
+def _with_ci(value: float | None, ci: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"

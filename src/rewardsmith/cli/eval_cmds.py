@@ -184,27 +184,8 @@ def bootstrap_model_command(
     console.print(metrics_table(result.metrics, f"embedded ({preset}) on synthetic/val"))
 
 
-def demo_command(
-    run_dir: Annotated[Path, typer.Option(help="Where to write records.")] = Path("runs/demo"),
-) -> None:
-    """The main job on its embedded default: build the embedded model, evaluate it on val and test.
-
-    Needs no GPU, no API key and no network. (The full reward search is wired in here as it lands.)
-    """
-    from rewardsmith.cli import console
-    from rewardsmith.cli._render import metrics_table
-
-    bootstrap_model_command(preset="default", force=False, eval_limit=200)
-    for split in ("test",):
-        out = run_dir / f"embedded_synthetic_{split}.jsonl"
-        result = run_eval("embedded", task_name="synthetic", split=split, batch_size=32, out=out)
-        console.print(metrics_table(result.metrics, f"embedded on synthetic/{split}"))
-        console.print(f"records: {out}")
-
-
 def register(app: typer.Typer) -> None:
     """Add the evaluation commands to ``app``."""
-    app.command("demo")(demo_command)
     app.command("bootstrap-model")(bootstrap_model_command)
     app.command("eval")(eval_command)
     app.command("score")(score_command)

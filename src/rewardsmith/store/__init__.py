@@ -8,18 +8,20 @@ Typical use by a search loop::
     # ... later, or after a restart: RunStore.open(run_dir, expected_config_hash=...), recover()
     while (trial := store.next_pending()) is not None:  # PENDING -> RUNNING, atomically
         store.complete_trial(trial.id, TrialResult(metrics={"f1": 0.7}, correctness=[1, 0]))
+    store.add_evaluation(trial_id, "test", metrics, correctness)  # finalists, after training
 
 See :mod:`rewardsmith.store.run_store` for the crash-safety contract.
 """
 
 from rewardsmith.store._engine import StoreError, default_url
 from rewardsmith.store.manifest import build_manifest, data_manifest, new_run_id
-from rewardsmith.store.records import Manifest, Trial, TrialResult
+from rewardsmith.store.records import Evaluation, Manifest, Trial, TrialResult
 from rewardsmith.store.run_store import RunStore, default_worker
 from rewardsmith.store.schema import SCHEMA_VERSION, TrialState
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Evaluation",
     "Manifest",
     "RunStore",
     "StoreError",

@@ -1,8 +1,9 @@
 """Frozen views of stored rows: what the run store hands out and takes in.
 
-The store never returns live ORM objects: a :class:`Trial`, :class:`TrialResult` or
-:class:`Manifest` is a plain immutable snapshot, safe to keep after the session closes and to
-send to another process. :func:`json_safe` is the single rule for what goes into JSON columns.
+The store never returns live ORM objects: a :class:`Trial`, :class:`TrialResult`,
+:class:`Evaluation` or :class:`Manifest` is a plain immutable snapshot, safe to keep after the
+session closes and to send to another process. :func:`json_safe` is the single rule for what
+goes into JSON columns.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardsmith.store.schema import ResultRow, RunRow, TrialRow, TrialState
+from rewardsmith.store.schema import EvaluationRow, ResultRow, RunRow, TrialRow, TrialState
 
 
 def json_safe(value: Any) -> Any:
@@ -85,6 +86,47 @@ class TrialResult:
             curves=dict(row.curves),
             eval_path=row.eval_path,
             adapter_path=row.adapter_path,
+        )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A COMPLETE trial's policy evaluated on one more split (a finalist's test evaluation).
+
+    ``metrics`` has the shape of ``Metrics.to_dict()``; ``correctness`` is one 0/1 per question
+    of ``split`` in evaluation order, the same order for every trial (for McNemar);
+    ``records_path`` points at the per-question JSONL records, when kept.
+    """
+
+    trial_id: int
+    split: str
+    metrics: dict[str, Any]
+    correctness: tuple[int, ...] = ()
+    records_path: str | None = None
+    created_at: float = 0.0
+
+    def to_row(self) -> EvaluationRow:
+        """The row that stores this evaluation (``ValueError`` for correctness that is not 0/1,
+        ``TypeError`` for metrics that JSON cannot hold)."""
+        return EvaluationRow(
+            trial_id=self.trial_id,
+            split=self.split,
+            metrics=json_safe(self.metrics),
+            correctness=encode_correctness(self.correctness),
+            records_path=self.records_path,
+            created_at=self.created_at,
+        )
+
+    @classmethod
+    def from_row(cls, row: EvaluationRow) -> Evaluation:
+        """Rebuild an evaluation from its row."""
+        return cls(
+            trial_id=row.trial_id,
+            split=row.split,
+            metrics=dict(row.metrics),
+            correctness=tuple(int(c) for c in row.correctness),
+            records_path=row.records_path,
+            created_at=row.created_at,
         )
 
 

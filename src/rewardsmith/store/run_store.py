@@ -1,4 +1,4 @@
-"""The run store: one run's candidates, trials and results in one transactional database.
+"""The run store: one run's candidates, trials, results and evaluations in one database.
 
 A run lives in a directory (``runs/<run-id>/``) holding ``store.db`` (or a pointer to another
 database: any SQLAlchemy URL, e.g. PostgreSQL for several machines; one database per run),
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.errors import ConfigError
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.store import _candidates, _trials
+from rewardsmith.store import _candidates, _evaluations, _trials
 from rewardsmith.store._engine import (
     WRITE_OPTION,
     StoreError,
@@ -42,13 +42,7 @@ from rewardsmith.store._engine import (
 )
 from rewardsmith.store.manifest import build_manifest
 from rewardsmith.store.records import Manifest, Trial, TrialResult, json_safe
-from rewardsmith.store.schema import (
-    SCHEMA_VERSION,
-    Base,
-    RunRow,
-    TrialRow,
-    TrialState,
-)
+from rewardsmith.store.schema import SCHEMA_VERSION, Base, RunRow, TrialRow, TrialState
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +56,12 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class RunStore:
-    """A run directory and its database. Build one with :meth:`create` or :meth:`open`."""
+class RunStore(_evaluations.EvaluationsMixin):
+    """A run directory and its database. Build one with :meth:`create` or :meth:`open`.
+
+    The evaluation methods (``add_evaluation``, ``evaluation``, ``evaluations``) come from
+    :class:`~rewardsmith.store._evaluations.EvaluationsMixin`.
+    """
 
     def __init__(self, run_dir: Path, engine: Engine, url: str) -> None:
         self.run_dir = run_dir
@@ -130,7 +128,8 @@ class RunStore:
         Raises :class:`StoreError` (a :class:`~rewardsmith.errors.RewardsmithError`) with one
         line when there is no store, the database is unreadable or not a rewardsmith store, its
         schema version differs, or ``expected_config_hash`` differs from the stored hash (unless
-        ``allow_config_change``, which only logs a warning).
+        ``allow_config_change``, which only logs a warning). A store made before the
+        ``evaluations`` table existed gets it added.
         """
         run_dir = Path(run_dir)
         db_url = url or default_url(run_dir)
@@ -160,6 +159,8 @@ class RunStore:
             if not allow_change:
                 raise StoreError(message + "; refusing to mix runs (start a new run directory)")
             log.warning("%s; continuing because the config change is allowed", message)
+        with self._guard():
+            _evaluations.ensure_table(self._engine, self._writer)
 
     def close(self) -> None:
         """Release the database connections (the store can be reopened later)."""

@@ -1,9 +1,12 @@
-"""The run store's tables (SQLAlchemy 2.0 ORM): run manifest, candidates, trials, results.
+"""The run store's tables (SQLAlchemy 2.0 ORM): run manifest, candidates, trials, results,
+evaluations.
 
 One database holds one run. ``run`` has a single row (the manifest); ``candidates`` holds every
 proposed reward, accepted or not; ``trials`` holds each training run of a set of candidates with
 a config and a seed, and its state; ``results`` holds a finished trial's outcome, written once
-in the same transaction that marks the trial COMPLETE and never updated afterwards.
+in the same transaction that marks the trial COMPLETE and never updated afterwards;
+``evaluations`` holds further evaluations of a COMPLETE trial's policy on other splits (a
+finalist's test-split evaluation), one per (trial, split), also written once.
 
 Times are POSIX seconds (floats), which every backend stores without time-zone surprises.
 """
@@ -16,7 +19,8 @@ from typing import Any
 from sqlalchemy import JSON, Enum, Float, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: Bumped when the tables change incompatibly; a store of another version is refused.
+#: Bumped when the tables change incompatibly; a store of another version is refused. Adding a
+#: table is compatible: :meth:`RunStore.open` creates a missing ``evaluations`` table in place.
 SCHEMA_VERSION = 1
 
 
@@ -114,7 +118,32 @@ class ResultRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class EvaluationRow(Base):
+    """A COMPLETE trial's policy evaluated on one split; immutable once written.
+
+    The trial's own result already holds the selection-split evaluation; rows here add others
+    (typically ``"test"`` for finalists). ``(trial_id, split)`` is the primary key, so a trial has
+    at most one evaluation per split.
+    """
+
+    __tablename__ = "evaluations"
+
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    split: Mapped[str] = mapped_column(String(40), primary_key=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Same encoding as ResultRow.correctness.
+    correctness: Mapped[str] = mapped_column(Text)
+    records_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 @event.listens_for(ResultRow, "before_update")
 def _results_are_immutable(mapper: Any, connection: Any, target: ResultRow) -> None:
     """Refuse any ORM update of a written result (a result is a record of what happened)."""
     raise ValueError(f"results are immutable (trial {target.trial_id})")
+
+
+@event.listens_for(EvaluationRow, "before_update")
+def _evaluations_are_immutable(mapper: Any, connection: Any, target: EvaluationRow) -> None:
+    """Refuse any ORM update of a written evaluation, like results."""
+    raise ValueError(f"evaluations are immutable (trial {target.trial_id}, {target.split})")

@@ -131,7 +131,7 @@ def run_trial(
         "report_to": "none",
         "save_strategy": "no",
         # TRL turns it on by default; on small models and CPUs it only costs time.
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
     }
     args = GRPOConfig(
         **{**defaults, **grpo_args},

@@ -28,7 +28,7 @@ def trial_rewards(store: RunStore, trial: Trial, cfg: RunConfig) -> list[RewardS
 
     weights = {**cfg.rewards.weights, **trial.weights}
     specs = []
-    if cfg.rewards.use_base_rewards and not trial.attrs.get("no_base_rewards"):
+    if cfg.rewards.use_base_rewards:
         specs += [RewardSpec(n, None, weights.get(n, 1.0)) for n in BASE_REWARD_NAMES]
     for name in trial.candidates:
         candidate = store.get_candidate(name)
@@ -52,14 +52,12 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         progress_file.write_text(f"{step} {max_steps}\n")
 
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
-    split = trial.attrs.get("eval_split", cfg.eval.selection)
+    split = cfg.eval.selection
     outcome = run_trial(
         model_spec=cfg.model.spec,
         task=task,
         rewards=trial_rewards(store, trial, cfg),
-        grpo_args=grpo_kwargs(
-            cfg, output_dir=out_dir / "trainer", seed=trial.seed, max_steps=trial.attrs.get("max_steps")
-        ),
+        grpo_args=grpo_kwargs(cfg, output_dir=out_dir / "trainer", seed=trial.seed),
         lora_args=lora_kwargs(cfg),
         out_dir=out_dir,
         pool=pool,

@@ -1,0 +1,184 @@
+"""``rewardsmith search`` and ``rewardsmith demo``: the whole method, with a live display."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from rewardsmith.errors import RewardsmithError
+
+
+class LiveObserver:
+    """Renders the search: phase, one bar per trial (steps), and the current leader."""
+
+    def __init__(self, console: Any, rank_metric: str) -> None:
+        self.console = console
+        self.rank_metric = rank_metric
+        self.phase_text = Text("starting")
+        self.leader_text = Text("leader: none yet", style="green")
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self._tasks: dict[int, Any] = {}
+        self._best: float | None = None
+        self.live = Live(Group(self.phase_text, self.bars, self.leader_text), console=console)
+
+    def phase(self, text: str) -> None:
+        self.phase_text.plain = text
+        self.console.print(f"[bold cyan]{text}")
+
+    def trials(self, trials: Any) -> None:
+        for trial in trials:
+            label = f"#{trial.id} {trial.kind}: {', '.join(trial.candidates) or 'base rewards'}"
+            max_steps = trial.config["grpo"]["max_steps"]
+            self._tasks[trial.id] = self.bars.add_task(label[:60], total=max_steps, status="queued")
+
+    def progress(self, trial_id: int, step: int, max_steps: int) -> None:
+        if trial_id in self._tasks:
+            self.bars.update(self._tasks[trial_id], completed=step, total=max_steps, status="training")
+
+    def trial_done(self, trial: Any, result: Any) -> None:
+        task = self._tasks.pop(trial.id, None)
+        if result is not None:
+            m = result.metrics
+            status = f"F1 {m.get('f1', 0):.3f} acc {m.get('accuracy', 0):.3f}"
+            value = m.get(self.rank_metric)
+            if trial.kind == "screen" and value is not None and (self._best is None or value > self._best):
+                self._best = value
+                self.leader_text.plain = f"leader: {trial.candidates[0]} ({self.rank_metric} {value:.3f})"
+        else:
+            status = f"{trial.state.value}: {(trial.fail_reason or '')[:60]}"
+        if task is not None:
+            self.bars.update(task, status=status)
+            self.bars.remove_task(task)
+        self.console.print(f"  trial #{trial.id} {trial.kind} {', '.join(trial.candidates)}: {status}")
+
+    def message(self, text: str) -> None:
+        self.console.print(f"[yellow]{text}")
+
+
+def _generator(cfg: Any, run_dir: Path) -> Any:
+    from rewardsmith.generators import get_generator
+
+    options = {"seed": cfg.seed, **cfg.search.generator_options}
+    if cfg.search.generator == "llm":
+        options.setdefault("out_dir", run_dir / "transcripts")
+    return get_generator(cfg.search.generator, **options)
+
+
+def open_or_create(config: Path | None, run_dir: Path | None, resume: Path | None) -> Any:
+    """The run's store: reopened with ``--resume``, else created from the config."""
+    from rewardsmith.config import load_config
+    from rewardsmith.recipes import recipe_path
+    from rewardsmith.store import RunStore, build_manifest, new_run_id
+    from rewardsmith.tasks import get_task
+
+    if resume is not None:
+        expected = load_config(config).config_hash() if config else None
+        return RunStore.open(resume, expected_config_hash=expected)
+    cfg = load_config(config or recipe_path("demo"))
+    run_dir = run_dir or Path("runs") / new_run_id(cfg.name or "search")
+    task = get_task(cfg.task.name, **cfg.task.task_kwargs())
+    return RunStore.create(run_dir, cfg, manifest=build_manifest(cfg, task=task, run_id=run_dir.name))
+
+
+def run_search(store: Any) -> dict[str, Path]:
+    """Run (or resume) the search in ``store`` with the live display; return the report paths."""
+    from rewardsmith.cli import console
+    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.report.from_store import write_run_report
+    from rewardsmith.rewards.sandbox import SandboxPool
+    from rewardsmith.search.loop import Search
+    from rewardsmith.tasks import get_task
+
+    cfg = store.config()
+    task = get_task(cfg.task.name, **cfg.task.task_kwargs())
+    observer = LiveObserver(console, cfg.search.rank_metric)
+    console.print(f"run directory: {store.run_dir}")
+    try:
+        with SandboxPool() as pool, observer.live:
+            search = Search(
+                store,
+                _generator(cfg, store.run_dir),
+                LocalProcessExecutor(cfg.search.parallel),
+                task,
+                observer=observer,
+                pool=pool,
+            )
+            search.run()
+    except KeyboardInterrupt:
+        raise RewardsmithError(
+            f"interrupted; nothing completed is lost. Resume with: rewardsmith search --resume {store.run_dir}"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise RewardsmithError(
+                f"disk full while writing {store.run_dir}; free space, then resume with "
+                f"rewardsmith search --resume {store.run_dir}"
+            ) from exc
+        raise
+    return write_run_report(store)
+
+
+def search_command(
+    config: Annotated[Path | None, typer.Option(help="A YAML recipe (default: the demo recipe).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<id>).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory.")] = None,
+) -> None:
+    """Search for reward functions: rounds of candidates, ensembles, statistics and a report."""
+    from rewardsmith.cli import console
+
+    if resume is not None and run_dir is not None:
+        raise typer.BadParameter("give --resume RUN or --run-dir DIR, not both")
+    store = open_or_create(config, run_dir, resume)
+    try:
+        paths = run_search(store)
+    finally:
+        store.close()
+    _print_summary(store.run_dir)
+    console.print(f"[bold green]report:[/] {paths['html']}")
+
+
+def _print_summary(run_dir: Path) -> None:
+    from rewardsmith.cli import console
+    from rewardsmith.cli._render import final_table
+    from rewardsmith.store import RunStore
+
+    store = RunStore.open(run_dir)
+    try:
+        console.print(final_table(store))
+    finally:
+        store.close()
+
+
+def demo_command(
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default: runs/demo-<id>).")] = None,
+) -> None:
+    """The main job on its embedded default: a complete search on the synthetic task with the
+    embedded model and the offline generator. No GPU, no API key, no network."""
+    from rewardsmith.bootstrap import ensure_embedded_model
+    from rewardsmith.cli import console
+    from rewardsmith.recipes import recipe_path
+
+    with console.status("building the embedded model (first run only, a few minutes)..."):
+        path = ensure_embedded_model("default")
+    console.print(f"embedded model: {path}")
+    search_command(config=recipe_path("demo"), run_dir=run_dir, resume=None)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the search commands to ``app``."""
+    app.command("demo")(demo_command)
+    app.command("search")(search_command)

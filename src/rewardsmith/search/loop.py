@@ -1,0 +1,238 @@
+"""The search of arXiv 2605.02073, done better: rounds of generated rewards, then finalists.
+
+:class:`Search` is stateless apart from its store: every step reads what is already recorded and
+does only what is missing, so running it again on a killed run (``--resume``) re-does only the
+work that was in flight. Per round: generate -> validate (rejections replaced up to a limit) ->
+screen each accepted candidate with a trial -> rank on the selection split -> build the ranked
+summary for the next round. Then: the base-rewards-only baseline, a control of k random
+candidates, ensembles of the top-k for each configured k, the best ensemble re-trained over more
+seeds, the finalists evaluated on test, and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from rewardsmith.config import RunConfig, parse_config
+from rewardsmith.execution import Executor
+from rewardsmith.generators.base import Generator, RoundContext
+from rewardsmith.search.feedback import SCREEN_KINDS, build_rejections, build_summary
+from rewardsmith.store import RunStore, TrialState
+
+log = logging.getLogger(__name__)
+
+N_EXAMPLES = 20
+TOP_SINGLE_FINALISTS = 3
+
+
+class Observer(Protocol):
+    """What a UI hears from the search (all methods optional in practice; see NullObserver)."""
+
+    def phase(self, text: str) -> None: ...
+    def trials(self, trials: Sequence[Any]) -> None: ...
+    def progress(self, trial_id: int, step: int, max_steps: int) -> None: ...
+    def trial_done(self, trial: Any, result: Any) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class NullObserver:
+    def phase(self, text: str) -> None:
+        log.info(text)
+
+    def trials(self, trials: Sequence[Any]) -> None:
+        pass
+
+    def progress(self, trial_id: int, step: int, max_steps: int) -> None:
+        pass
+
+    def trial_done(self, trial: Any, result: Any) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        log.warning(text)
+
+
+def with_steps(cfg: RunConfig, max_steps: int) -> RunConfig:
+    """A copy of ``cfg`` whose trials train ``max_steps`` GRPO steps."""
+    data = cfg.model_dump(mode="json")
+    data["grpo"]["max_steps"] = max_steps
+    return parse_config(data, source="ensemble budget")
+
+
+class Search:
+    """Runs (or resumes) a whole search recorded in ``store``."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        generator: Generator,
+        executor: Executor,
+        task: Any,
+        *,
+        observer: Any = None,
+        pool: Any = None,
+    ) -> None:
+        self.store = store
+        self.cfg = store.config()
+        self.generator = generator
+        self.executor = executor
+        self.task = task
+        self.observer = observer or NullObserver()
+        self.pool = pool
+
+    # ------------------------------------------------------------------ rounds
+
+    def run(self) -> None:
+        """All rounds, then the finalists, then test evaluation."""
+        recovered = self.store.recover()
+        if recovered:
+            self.observer.message(f"resuming: re-running interrupted trial(s) {recovered}")
+        for round_ in range(1, self.cfg.search.rounds + 1):
+            self.observer.phase(f"round {round_}/{self.cfg.search.rounds}")
+            names = self.fill_round(round_)
+            self.screen(names)
+        self.finalists()
+
+    def _context(self, round_: int) -> RoundContext:
+        from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
+
+        rng = random.Random(self.cfg.seed * 1000 + round_)
+        train = self.task.train
+        examples = rng.sample(train, min(N_EXAMPLES, len(train)))
+        taken = {c.name for c in self.store.candidates()} | set(BASE_REWARD_NAMES)
+        return RoundContext(
+            examples=tuple({"question": e["question"], "answer": str(e["answer"])} for e in examples),
+            summary=tuple(build_summary(self.store, self.cfg.search.rank_metric)),
+            rejections=tuple(build_rejections(self.store) + list(self.generator.rejections)),
+            tags=self.task.prompt.tags,
+            taken_names=frozenset(taken | set(REWARD_REGISTRY)),
+        )
+
+    def _accepted(self, round_: int) -> tuple[list[str], int]:
+        verdicts = self.store.verdicts(round_)
+        accepted = [n for n, v in verdicts.items() if v and v.get("accepted")]
+        return accepted, len(verdicts) - len(accepted)
+
+    def fill_round(self, round_: int) -> list[str]:
+        """Generate and validate until the round has its candidates or the rejection limit."""
+        want = self.cfg.search.candidates_per_round
+        limit = self.cfg.search.max_rejections_per_round
+        accepted, rejected = self._accepted(round_)
+        empty_replies = 0
+        while len(accepted) < want and rejected + empty_replies <= limit:
+            before = len(self.generator.rejections)
+            proposals = self.generator.propose(round_, want - len(accepted), self._context(round_))
+            empty_replies += len(self.generator.rejections) - before
+            stored = 0
+            for candidate in proposals:
+                verdict = self._store_candidate(candidate)
+                if verdict is None:
+                    continue
+                stored += 1
+                if verdict.accepted:
+                    accepted.append(verdict.name)
+                else:
+                    rejected += 1
+            empty_replies += 0 if stored else 1
+        if len(accepted) < want:
+            self.observer.message(
+                f"round {round_}: only {len(accepted)}/{want} candidates accepted "
+                f"({rejected} rejected, {empty_replies} unusable generator replies)"
+            )
+        return accepted[:want]
+
+    def _store_candidate(self, candidate: Any) -> Any:
+        """Validate and store a proposal; None when the very same program is already stored."""
+        from rewardsmith.rewards.validation import validate_reward_code
+
+        taken = {c.name: c.code_hash for c in self.store.candidates()}
+        if taken.get(candidate.name) == candidate.code_hash:
+            return None
+        verdict = validate_reward_code(
+            candidate.code,
+            name=candidate.name,
+            taken_names=set(taken),
+            pool=self.pool,
+            timeout_s=self.cfg.rewards.timeout_s,
+        )
+        if candidate.name in taken:  # a duplicate name: keep the record under a unique one
+            candidate = _renamed(candidate, set(taken))
+        self.store.add_candidate(candidate, verdict=verdict.to_dict())
+        return replace(verdict, name=candidate.name)
+
+    def screen(self, names: Sequence[str]) -> None:
+        """One screening trial per candidate (base rewards + the candidate)."""
+        ids = [self.store.enqueue_trial("screen", [name]) for name in names]
+        self._run(ids)
+
+    def _run(self, trial_ids: Sequence[int]) -> None:
+        pending = [t for t in trial_ids if self.store.trial(t).state == TrialState.PENDING]
+        if pending:
+            self.observer.trials([self.store.trial(t) for t in pending])
+            self.executor.run(self.store, pending, self.observer.progress)
+        for trial_id in trial_ids:
+            trial = self.store.trial(trial_id)
+            self.observer.trial_done(trial, self.store.result(trial_id))
+
+    # ------------------------------------------------------------------ finalists
+
+    def ranked_candidates(self) -> list[str]:
+        """Screened single candidates, best first on the selection split."""
+        board = self.store.leaderboard(self.cfg.search.rank_metric, kinds=("screen",))
+        return [trial.candidates[0] for trial, _ in board if len(trial.candidates) == 1]
+
+    def finalists(self) -> None:
+        """Baseline, control, ensembles, extra seeds of the best ensemble, test evaluation."""
+        s = self.cfg.search
+        budget = with_steps(self.cfg, s.ensemble_steps)
+        ranked = self.ranked_candidates()
+        self.observer.phase("baseline, control and ensembles")
+        ids = [self.store.enqueue_trial("baseline", [], config=budget)]
+        if ranked:
+            k = min(s.control_k, len(ranked))
+            control = random.Random(self.cfg.seed).sample(sorted(ranked), k)
+            ids.append(self.store.enqueue_trial("control", control, config=budget))
+        sizes = [k for k in s.ensemble_sizes if k <= len(ranked)]
+        if len(sizes) < len(s.ensemble_sizes):
+            self.observer.message(f"only {len(ranked)} screened candidates: ensembles of {sizes}")
+        ids += [self.store.enqueue_trial("ensemble", ranked[:k], config=budget) for k in sizes]
+        self._run(ids)
+        best = self.best_ensemble()
+        if best is not None and s.final_seeds > 1:
+            self.observer.phase(f"best ensemble over {s.final_seeds} seeds")
+            seeds = [self.cfg.seed + i for i in range(1, s.final_seeds)]
+            self._run(
+                [self.store.enqueue_trial("final", best.candidates, seed=x, config=budget) for x in seeds]
+            )
+        self.evaluate_finalists(ranked[:TOP_SINGLE_FINALISTS])
+
+    def best_ensemble(self) -> Any:
+        board = self.store.leaderboard(self.cfg.search.rank_metric, kinds=("ensemble",))
+        return board[0][0] if board else None
+
+    def evaluate_finalists(self, top_single: Sequence[str]) -> None:
+        """Evaluate every finalist's adapter on the test split (once; resumable)."""
+        from rewardsmith.search.test_eval import evaluate_trial
+
+        finalists = [
+            t for t in self.store.trials(state="COMPLETE")
+            if t.kind in ("baseline", "control", "ensemble", "final")
+            or (t.kind in SCREEN_KINDS and len(t.candidates) == 1 and t.candidates[0] in top_single)
+        ]
+        todo = [t for t in finalists if self.store.evaluation(t.id, "test") is None]
+        if todo:
+            self.observer.phase(f"test evaluation of {len(todo)} finalist(s)")
+        for trial in todo:
+            evaluate_trial(self.store, trial, "test", self.task)
+            self.observer.message(f"evaluated trial {trial.id} ({trial.kind}) on test")
+
+
+def _renamed(candidate: Any, taken: set[str]) -> Any:
+    i = 2
+    while f"{candidate.name}_{i}" in taken:
+        i += 1
+    return replace(candidate, name=f"{candidate.name}_{i}")

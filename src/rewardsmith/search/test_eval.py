@@ -1,0 +1,50 @@
+"""Evaluate a finished trial's adapter on another split (the finalists on test).
+
+The selection split ranks candidates during the search; test is touched only here, once per
+finalist, and the result is stored as an evaluation of that trial. When the selection split is
+test itself (``selection: test``, the paper's protocol) the trial's own result is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rewardsmith.config import parse_config
+from rewardsmith.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
+    """Evaluate ``trial``'s adapter on ``split`` (whole split) and store the evaluation."""
+    from rewardsmith.evaluation import evaluate
+    from rewardsmith.models import load_model
+
+    result = store.result(trial.id)
+    if result is None:
+        raise ValueError(f"trial {trial.id} has no result to evaluate")
+    if result.metrics.get("split") == split:
+        return store.add_evaluation(
+            trial.id, split, result.metrics, result.correctness, result.eval_path
+        )
+    cfg = parse_config(trial.config, source=f"trial {trial.id}")
+    loaded = load_model(cfg.model.spec, adapter=result.adapter_path)
+    outcome = evaluate(
+        loaded.model,
+        loaded.tokenizer,
+        task.split(split),
+        task.prompt,
+        batch_size=cfg.eval.batch_size,
+        max_new_tokens=cfg.eval.max_new_tokens,
+        mode=cfg.eval.extraction,
+    )
+    path = outcome.save_records(store.evals_dir / f"trial-{trial.id}-{split}.jsonl")
+    log.info("trial %d on %s: accuracy %.3f", trial.id, split, outcome.metrics.accuracy)
+    return store.add_evaluation(
+        trial.id,
+        split,
+        {**outcome.metrics.to_dict(), "split": split},
+        [int(c) for c in outcome.correct],
+        str(path),
+    )

@@ -1,0 +1,150 @@
+"""GRPO trials end to end on the tiny embedded model: recorded, failing cleanly, surviving kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rewardsmith.execution import LocalProcessExecutor
+from rewardsmith.rewards.candidate import Candidate
+from rewardsmith.store import RunStore, TrialState
+from rewardsmith.training.worker import progress_path
+from tests.conftest import run_cli
+from tests.training.conftest import write_tiny_yaml
+
+pytestmark = pytest.mark.slow
+
+LENGTH_REWARD = '''
+def length_reward(prompts, completions, answer, **kwargs):
+    """Prefer completions of about 40 characters."""
+    out = []
+    for completion in completions:
+        text = completion[0]["content"] if isinstance(completion, list) else completion
+        out.append(1.0 - min(abs(len(text) - 40) / 40.0, 1.0))
+    return out
+'''
+
+HANGS_IN_TRAINING = '''
+def hanging_reward(prompts, completions, answer, **kwargs):
+    """Hangs on the trainer's batch size (8), never on other sizes."""
+    if len(completions) == 8:
+        while True:
+            pass
+    return [0.0 for _ in completions]
+'''
+
+
+def _store(tmp_path: Path, cfg, *candidates: Candidate) -> RunStore:
+    store = RunStore.create(tmp_path / "run", cfg)
+    for candidate in candidates:
+        store.add_candidate(candidate, verdict={"accepted": True})
+    return store
+
+
+def _candidate(name: str, code: str) -> Candidate:
+    return Candidate(name=name, code=code, description=name, round=1, generator="test")
+
+
+def test_train_cli_records_a_trial(tiny_model_dir: Path, tmp_path: Path) -> None:
+    reward = tmp_path / "length_reward.py"
+    reward.write_text(LENGTH_REWARD)
+    config = write_tiny_yaml(tmp_path / "tiny.yaml")
+    run_dir = tmp_path / "run"
+    res = run_cli("train", "--reward", str(reward), "--config", str(config), "--steps", "2",
+                  "--run-dir", str(run_dir))
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert "accuracy" in res.stdout
+    store = RunStore.open(run_dir)
+    (trial,) = store.trials()
+    assert trial.state == TrialState.COMPLETE and trial.candidates == ("length_reward",)
+    result = store.result(trial.id)
+    assert result.metrics["n"] == 8 and len(result.correctness) == 8
+    # per-reward curves over training, for the generator's feedback
+    for key in ("reward", "completion_length", "frac_zero_std", "length_reward/mean",
+                "check_answer/mean", "match_format_exactly/std"):
+        assert len(result.curves[key]) == 2, key
+    assert Path(result.adapter_path, "adapter_config.json").is_file()
+    records = [json.loads(x) for x in Path(result.eval_path).read_text().splitlines()]
+    assert len(records) == 8
+    manifest = store.manifest()
+    assert manifest.splits_disjoint and set(manifest.fingerprints) == {"train", "val", "test"}
+
+
+def test_train_cli_rejects_a_bad_reward(tiny_model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\ndef bad(prompts, completions, answer, **kw):\n    return [0.0]\n")
+    res = run_cli("train", "--reward", str(bad), "--run-dir", str(tmp_path / "r"))
+    assert res.returncode == 1 and "rejected" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_hanging_reward_fails_the_trial_with_reason(tiny_cfg, tmp_path: Path) -> None:
+    data = tiny_cfg.model_dump(mode="json")
+    data["rewards"].update({"timeout_s": 0.5, "failure_threshold": 0.2})
+    from rewardsmith.config import parse_config
+
+    store = _store(tmp_path, parse_config(data), _candidate("hanging_reward", HANGS_IN_TRAINING))
+    trial_id = store.enqueue_trial("screen", ["hanging_reward"])
+    started = time.monotonic()
+    LocalProcessExecutor(1).run(store, [trial_id])
+    trial = store.trial(trial_id)
+    assert trial.state == TrialState.FAILED
+    assert "hanging_reward" in trial.fail_reason and "timed out" in trial.fail_reason.lower()
+    assert time.monotonic() - started < 120
+
+
+def _kill_when_training(store: RunStore, trial_id: int, killed: list) -> None:
+    path = progress_path(store.run_dir, trial_id)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not path.exists():
+        time.sleep(0.05)
+    trial = store.trial(trial_id)
+    pid = int(trial.worker.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    killed.append(pid)
+
+
+def test_kill_9_of_a_trial_worker_is_retried(tiny_cfg, tmp_path: Path) -> None:
+    store = _store(tmp_path, tiny_cfg, _candidate("length_reward", LENGTH_REWARD))
+    trial_id = store.enqueue_trial("screen", ["length_reward"])
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_when_training, args=(store, trial_id, killed))
+    killer.start()
+    LocalProcessExecutor(1, max_attempts=2).run(store, [trial_id])
+    killer.join()
+    assert killed, "the worker was never killed"
+    trial = store.trial(trial_id)
+    assert trial.state == TrialState.COMPLETE and trial.attempts == 2
+    assert store.result(trial_id).metrics["n"] == 8
+
+
+def test_restart_after_kill_9_reruns_only_the_interrupted_trial(tiny_cfg, tmp_path: Path) -> None:
+    store = _store(tmp_path, tiny_cfg, _candidate("length_reward", LENGTH_REWARD))
+    done = store.enqueue_trial("screen", ["length_reward"])
+    LocalProcessExecutor(1).run(store, [done])
+    first = store.result(done)
+    interrupted = store.enqueue_trial("baseline", [])
+    # a worker killed mid-trial, with no parent left to notice: the store keeps it RUNNING
+    worker = subprocess.Popen([sys.executable, "-m", "rewardsmith.training.worker",
+                               str(store.run_dir), str(interrupted)])
+    path = progress_path(store.run_dir, interrupted)
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert store.trial(interrupted).state == TrialState.RUNNING
+    # restart: recover, then run everything again
+    reopened = RunStore.open(store.run_dir)
+    assert reopened.recover() == [interrupted]
+    LocalProcessExecutor(1).run(reopened, [done, interrupted])
+    assert reopened.trial(interrupted).state == TrialState.COMPLETE
+    assert reopened.trial(done).attempts == 1  # never re-run
+    assert reopened.result(done) == first
