@@ -97,7 +97,8 @@ def load_tokenizer(path: str, gguf_file: str | None = None) -> Any:
 def load_model(
     spec: str, *, adapter: str | None = None, device: str = "auto", dtype: Any = None
 ) -> LoadedModel:
-    """Load a causal LM (and optionally a PEFT adapter) for generation or training."""
+    """Load a causal LM for generation or training; an ``adapter`` (PEFT/LoRA directory) is
+    attached and merged into the weights, for evaluation."""
     from transformers import AutoModelForCausalLM
 
     path, gguf_file = resolve_model_path(spec)
@@ -124,4 +125,5 @@ def _attach_adapter(model: Any, adapter: str) -> Any:
 
     if not (Path(adapter) / "adapter_config.json").is_file():
         raise ConfigError(f"adapter directory {adapter} has no adapter_config.json")
-    return PeftModel.from_pretrained(model, adapter)
+    # merged: generation runs at the base model's speed (the adapter files are unchanged)
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()

@@ -74,7 +74,7 @@ def export_provenance(store: RunStore, picked: list[tuple[Trial, TrialResult]]) 
         "weights": weights,
         "selection_split": cfg.eval.selection,
         "selected_by": f"top {len(picked)} by {cfg.search.rank_metric} on the selection split",
-        "screening_trials": ", ".join(f"{t.candidates[0]}: {t.id}" for t, _ in picked),
+        "screening_trials": ", ".join(f"{t.candidates[0]} (trial {t.id})" for t, _ in picked),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +34,12 @@ class LiveObserver:
         )
         self._tasks: dict[int, Any] = {}
         self._best: float | None = None
-        self.live = Live(Group(self.phase_text, self.bars, self.leader_text), console=console)
+        # A terminal gets the live display; a pipe or CI log gets plain lines as things happen.
+        self.live: Any = (
+            Live(Group(self.phase_text, self.bars, self.leader_text), console=console)
+            if console.is_terminal
+            else nullcontext()
+        )
 
     def phase(self, text: str) -> None:
         self.phase_text.plain = text

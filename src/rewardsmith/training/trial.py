@@ -168,8 +168,11 @@ def run_trial(
     outcome.adapter_dir = str(adapter_dir)
     started = time.perf_counter()
     examples = task.split(eval_split)[: eval_limit or None]
+    # The adapter is saved; merging it makes greedy evaluation as fast as the base model's.
+    policy = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
+    policy.eval()
     result = evaluate(
-        trainer.model,
+        policy,
         loaded.tokenizer,
         examples,
         task.prompt,
