@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -32,7 +33,7 @@ from rewardsmith.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -55,6 +56,11 @@ class EmbeddedModelConfig:
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
+    # A habit a reward can fix: for these items the model writes the unit inside the solution
+    # tag ("<solution>22 eggs</solution>"), which the paper's exact metric counts as wrong; real
+    # instruct models do the same with "$18" or "18 dollars".
+    unit_items: tuple[str, ...] = ("apples", "books", "coins", "stickers", "marbles", "pencils")
+    unit_rate: float = 0.75  # how often the habit shows: the rest is what RL can reinforce
 
     def key(self) -> str:
         payload = json.dumps({"v": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
@@ -131,17 +137,27 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     return tok
 
 
-def _sft_dataset(task: Any) -> Any:
+def sft_targets(task: Any, cfg: EmbeddedModelConfig) -> list[str]:
+    """The SFT responses for the train split, with the unit habit (seeded) for ``unit_items``."""
+    rng = random.Random(cfg.seed)
+    targets = []
+    for example in task.train:
+        answer = example["answer"]
+        if example.get("item") in cfg.unit_items and rng.random() < cfg.unit_rate:
+            answer = f"{answer} {example['item']}"
+        targets.append(task.prompt.response(example["solution"], answer))
+    return targets
+
+
+def _sft_dataset(task: Any, targets: list[str]) -> Any:
     from datasets import Dataset
 
     rows = [
         {
             "prompt": task.prompt.messages(ex["question"]),
-            "completion": [
-                {"role": "assistant", "content": task.prompt.response(ex["solution"], ex["answer"])}
-            ],
+            "completion": [{"role": "assistant", "content": target}],
         }
-        for ex in task.train
+        for ex, target in zip(task.train, targets, strict=True)
     ]
     return Dataset.from_list(rows)
 
@@ -158,9 +174,9 @@ def build_embedded_model(cfg: EmbeddedModelConfig, out: Path | None = None) -> d
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     task = make_synthetic_task(**cfg.task)
+    targets = sft_targets(task, cfg)
     texts = [task.prompt.system_text()] + [
-        ex["question"] + "\n" + task.prompt.response(ex["solution"], ex["answer"])
-        for ex in task.train
+        ex["question"] + "\n" + target for ex, target in zip(task.train, targets, strict=True)
     ]
     tokenizer = train_tokenizer(texts, cfg.vocab_size)
     model = LlamaForCausalLM(
@@ -199,7 +215,7 @@ def build_embedded_model(cfg: EmbeddedModelConfig, out: Path | None = None) -> d
         disable_tqdm=True,
     )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=_sft_dataset(task), processing_class=tokenizer
+        model=model, args=args, train_dataset=_sft_dataset(task, targets), processing_class=tokenizer
     )
     result = trainer.train()
     model.generation_config.pad_token_id = tokenizer.pad_token_id

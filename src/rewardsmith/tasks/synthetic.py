@@ -81,7 +81,7 @@ def _step(rng: random.Random, name: str, item: str, value: int, hi: int) -> tupl
 
 
 def make_problem(rng: random.Random, cfg: SyntheticConfig) -> dict[str, Any]:
-    """One problem ``{question, answer, solution}``; the solution has one equation per step."""
+    """One problem ``{question, answer, solution, item}``; one equation per solution step."""
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     value = rng.randint(2, cfg.max_number)
     sentences = [f"{name} has {value} {item}."]
@@ -92,7 +92,12 @@ def make_problem(rng: random.Random, cfg: SyntheticConfig) -> dict[str, Any]:
         lines.append(equation)
     sentences.append(f"How many {item} does {name} have now?")
     lines.append(f"{name} has {value} {item}.")
-    return {"question": " ".join(sentences), "answer": str(value), "solution": "\n".join(lines)}
+    return {
+        "question": " ".join(sentences),
+        "answer": str(value),
+        "solution": "\n".join(lines),
+        "item": item,
+    }
 
 
 def make_synthetic_task(prompt: PromptFormat | None = None, **knobs: Any) -> Task:
