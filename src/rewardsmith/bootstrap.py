@@ -215,7 +215,10 @@ def build_embedded_model(cfg: EmbeddedModelConfig, out: Path | None = None) -> d
         disable_tqdm=True,
     )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=_sft_dataset(task, targets), processing_class=tokenizer
+        model=model,
+        args=args,
+        train_dataset=_sft_dataset(task, targets),
+        processing_class=tokenizer,
     )
     result = trainer.train()
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -36,8 +36,16 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from rewardsmith.config_methods import (
+    DEFAULT_STAGES,
+    Objective,
+    StageSection,
+    check_label_free,
+    check_stages,
+)
 from rewardsmith.errors import ConfigError
 
 #: The seven projections of a Llama-style block (the paper's LoRA targets).
@@ -48,6 +56,7 @@ SchedulerName = Literal[
 ]  # fmt: skip
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 _COSMETIC_FIELDS = frozenset({"name"})
+_OBJECTIVE_FIELDS = frozenset({"objective", "oreal_eta", "oreal_one_pos_one_neg"})
 
 
 def _reject_bool(value: Any) -> Any:
@@ -192,6 +201,9 @@ class GrpoSection(_Section):
     logging_steps: Int = Field(1, gt=0)
     use_cpu: bool | Literal["auto"] = "auto"
     bf16: bool | Literal["auto"] = "auto"
+    objective: Objective = "grpo"  # "oreal": arXiv 2502.06781's outcome-reward objective
+    oreal_eta: Float = Field(0.5, ge=0)
+    oreal_one_pos_one_neg: bool = False
 
     @field_validator("num_generations")
     @classmethod
@@ -220,9 +232,15 @@ class GrpoSection(_Section):
 
 
 class RewardsSection(_Section):
-    """Which rewards a trial sums and how sandboxed reward failures are tolerated."""
+    """Which rewards a trial sums and how sandboxed reward failures are tolerated.
+
+    ``builtin`` adds registry rewards by name (e.g. ``format_length_reward``); ``label_free``
+    trains without the gold answer (see :mod:`rewardsmith.config_methods`).
+    """
 
     use_base_rewards: bool = True
+    builtin: list[str] = Field(default_factory=list)
+    label_free: bool = False
     weights: dict[str, Float] = Field(default_factory=dict)
     failure_threshold: Float = Field(0.2, ge=0, le=1.0)
     timeout_s: Float = Field(5.0, gt=0)
@@ -298,6 +316,21 @@ class RunConfig(_Section):
     rewards: RewardsSection = Field(default_factory=RewardsSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     search: SearchSection = Field(default_factory=SearchSection)
+    stages: list[StageSection] = Field(default_factory=lambda: list(DEFAULT_STAGES))
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_order(cls, stages: list[StageSection]) -> list[StageSection]:
+        return check_stages(stages)
+
+    @model_validator(mode="after")
+    def _rewards_fit_mode(self) -> RunConfig:
+        r = self.rewards
+        try:
+            check_label_free(r.use_base_rewards, r.builtin, r.label_free)
+        except ValueError as exc:
+            raise ValueError(f"rewards: {exc}") from None
+        return self
 
     def hash_payload(self) -> dict[str, Any]:
         """The JSON-ready dict that :meth:`config_hash` digests (cosmetic fields removed)."""
@@ -443,7 +476,7 @@ def grpo_kwargs(
     if bf16 and (use_cpu or not has_bf16):
         raise ConfigError("grpo.bf16: true needs a CUDA device with bf16; use 'auto' or false")
     passthrough = g.model_dump(
-        exclude={"max_steps", "warmup_ratio", "use_cpu", "bf16"}, mode="json"
+        exclude={"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS}, mode="json"
     )
     return passthrough | {
         "output_dir": str(output_dir),

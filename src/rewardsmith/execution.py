@@ -55,8 +55,17 @@ class LocalProcessExecutor:
     def _spawn(self, store: RunStore, trial_id: int) -> _Running:
         log_path = store.logs_dir / f"trial-{trial_id}.log"
         log_file = log_path.open("ab")
-        cmd = [sys.executable, "-m", "rewardsmith.training.worker", str(store.run_dir), str(trial_id)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "rewardsmith.training.worker",
+            str(store.run_dir),
+            str(trial_id),
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        # Share the cores between parallel workers: oversubscribed OpenMP threads spin and can
+        # slow every trial down several-fold.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.parallel)))
         process = subprocess.Popen(
             cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
@@ -69,9 +78,8 @@ class LocalProcessExecutor:
         if trial.state in (TrialState.COMPLETE, TrialState.FAILED):
             return True
         code = job.process.returncode
-        worker_id = trial.worker
-        if trial.state == TrialState.RUNNING:
-            store.recover(worker=worker_id) if worker_id else None
+        if trial.state == TrialState.RUNNING and trial.worker:
+            store.recover(worker=trial.worker)
         trial = store.trial(job.trial_id)
         if trial.attempts >= self.max_attempts:
             reason = f"worker died {_describe_exit(code)} on {trial.attempts} attempt(s)"
@@ -95,7 +103,9 @@ class LocalProcessExecutor:
                 time.sleep(self.poll_s)
                 for job in list(running):
                     if on_progress is not None:
-                        _report(progress_path(store.run_dir, job.trial_id), job.trial_id, on_progress)
+                        _report(
+                            progress_path(store.run_dir, job.trial_id), job.trial_id, on_progress
+                        )
                     if job.process.poll() is None:
                         continue
                     running.remove(job)

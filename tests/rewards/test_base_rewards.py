@@ -118,7 +118,7 @@ def test_custom_tags():
 
 
 def test_registry_names_and_pickling():
-    assert tuple(REWARD_REGISTRY) == BASE_REWARD_NAMES
+    assert set(BASE_REWARD_NAMES) <= set(REWARD_REGISTRY)
     for name in BASE_REWARD_NAMES:
         reward = get_reward(name)
         assert reward.__name__ == name

@@ -23,7 +23,7 @@ from tests.training.conftest import write_tiny_yaml
 pytestmark = pytest.mark.slow
 
 LENGTH_REWARD = '''
-def length_reward(prompts, completions, answer, **kwargs):
+def target_length_reward(prompts, completions, answer, **kwargs):
     """Prefer completions of about 40 characters."""
     out = []
     for completion in completions:
@@ -54,7 +54,7 @@ def _candidate(name: str, code: str) -> Candidate:
 
 
 def test_train_cli_records_a_trial(tiny_model_dir: Path, tmp_path: Path) -> None:
-    reward = tmp_path / "length_reward.py"
+    reward = tmp_path / "target_length_reward.py"
     reward.write_text(LENGTH_REWARD)
     config = write_tiny_yaml(tmp_path / "tiny.yaml")
     run_dir = tmp_path / "run"
@@ -64,11 +64,11 @@ def test_train_cli_records_a_trial(tiny_model_dir: Path, tmp_path: Path) -> None
     assert "accuracy" in res.stdout
     store = RunStore.open(run_dir)
     (trial,) = store.trials()
-    assert trial.state == TrialState.COMPLETE and trial.candidates == ("length_reward",)
+    assert trial.state == TrialState.COMPLETE and trial.candidates == ("target_length_reward",)
     result = store.result(trial.id)
     assert result.metrics["n"] == 8 and len(result.correctness) == 8
     # per-reward curves over training, for the generator's feedback
-    for key in ("reward", "completion_length", "frac_zero_std", "length_reward/mean",
+    for key in ("reward", "completion_length", "frac_zero_std", "target_length_reward/mean",
                 "check_answer/mean", "match_format_exactly/std"):
         assert len(result.curves[key]) == 2, key
     assert Path(result.adapter_path, "adapter_config.json").is_file()
@@ -112,8 +112,8 @@ def _kill_when_training(store: RunStore, trial_id: int, killed: list) -> None:
 
 
 def test_kill_9_of_a_trial_worker_is_retried(tiny_cfg, tmp_path: Path) -> None:
-    store = _store(tmp_path, tiny_cfg, _candidate("length_reward", LENGTH_REWARD))
-    trial_id = store.enqueue_trial("screen", ["length_reward"])
+    store = _store(tmp_path, tiny_cfg, _candidate("target_length_reward", LENGTH_REWARD))
+    trial_id = store.enqueue_trial("screen", ["target_length_reward"])
     killed: list[int] = []
     killer = threading.Thread(target=_kill_when_training, args=(store, trial_id, killed))
     killer.start()
@@ -126,8 +126,8 @@ def test_kill_9_of_a_trial_worker_is_retried(tiny_cfg, tmp_path: Path) -> None:
 
 
 def test_restart_after_kill_9_reruns_only_the_interrupted_trial(tiny_cfg, tmp_path: Path) -> None:
-    store = _store(tmp_path, tiny_cfg, _candidate("length_reward", LENGTH_REWARD))
-    done = store.enqueue_trial("screen", ["length_reward"])
+    store = _store(tmp_path, tiny_cfg, _candidate("target_length_reward", LENGTH_REWARD))
+    done = store.enqueue_trial("screen", ["target_length_reward"])
     LocalProcessExecutor(1).run(store, [done])
     first = store.result(done)
     interrupted = store.enqueue_trial("baseline", [])

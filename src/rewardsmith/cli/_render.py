@@ -104,7 +104,11 @@ def final_table(store: Any) -> Table:
 def _best_ensemble_seed_f1(rows: list) -> list[float]:
     finals = [(t, e) for t, e in rows if t.kind == "final"]
     names = set(finals[0][0].candidates)
-    return [e.metrics["f1"] for t, e in rows if t.kind in ("ensemble", "final") and set(t.candidates) == names]
+    return [
+        e.metrics["f1"]
+        for t, e in rows
+        if t.kind in ("ensemble", "final") and set(t.candidates) == names
+    ]
 
 
 def _with_ci(value: float | None, ci: Any) -> str:

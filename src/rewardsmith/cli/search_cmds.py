@@ -53,7 +53,9 @@ class LiveObserver:
 
     def progress(self, trial_id: int, step: int, max_steps: int) -> None:
         if trial_id in self._tasks:
-            self.bars.update(self._tasks[trial_id], completed=step, total=max_steps, status="training")
+            self.bars.update(
+                self._tasks[trial_id], completed=step, total=max_steps, status="training"
+            )
 
     def trial_done(self, trial: Any, result: Any) -> None:
         task = self._tasks.pop(trial.id, None)
@@ -61,15 +63,23 @@ class LiveObserver:
             m = result.metrics
             status = f"F1 {m.get('f1', 0):.3f} acc {m.get('accuracy', 0):.3f}"
             value = m.get(self.rank_metric)
-            if trial.kind == "screen" and value is not None and (self._best is None or value > self._best):
+            if (
+                trial.kind == "screen"
+                and value is not None
+                and (self._best is None or value > self._best)
+            ):
                 self._best = value
-                self.leader_text.plain = f"leader: {trial.candidates[0]} ({self.rank_metric} {value:.3f})"
+                self.leader_text.plain = (
+                    f"leader: {trial.candidates[0]} ({self.rank_metric} {value:.3f})"
+                )
         else:
             status = f"{trial.state.value}: {(trial.fail_reason or '')[:60]}"
         if task is not None:
             self.bars.update(task, status=status)
             self.bars.remove_task(task)
-        self.console.print(f"  trial #{trial.id} {trial.kind} {', '.join(trial.candidates)}: {status}")
+        self.console.print(
+            f"  trial #{trial.id} {trial.kind} {', '.join(trial.candidates)}: {status}"
+        )
 
     def message(self, text: str) -> None:
         self.console.print(f"[yellow]{text}")
@@ -97,7 +107,9 @@ def open_or_create(config: Path | None, run_dir: Path | None, resume: Path | Non
     cfg = load_config(config or recipe_path("demo"))
     run_dir = run_dir or Path("runs") / new_run_id(cfg.name or "search")
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
-    return RunStore.create(run_dir, cfg, manifest=build_manifest(cfg, task=task, run_id=run_dir.name))
+    return RunStore.create(
+        run_dir, cfg, manifest=build_manifest(cfg, task=task, run_id=run_dir.name)
+    )
 
 
 def run_search(store: Any) -> dict[str, Path]:
@@ -126,7 +138,8 @@ def run_search(store: Any) -> dict[str, Path]:
             search.run()
     except KeyboardInterrupt:
         raise RewardsmithError(
-            f"interrupted; nothing completed is lost. Resume with: rewardsmith search --resume {store.run_dir}"
+            "interrupted; nothing completed is lost. "
+            f"Resume with: rewardsmith search --resume {store.run_dir}"
         ) from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -139,8 +152,12 @@ def run_search(store: Any) -> dict[str, Path]:
 
 
 def search_command(
-    config: Annotated[Path | None, typer.Option(help="A YAML recipe (default: the demo recipe).")] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="New run directory (default: runs/<id>).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML recipe (default: the demo recipe).")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="New run directory (default: runs/<id>).")
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory.")] = None,
 ) -> None:
     """Search for reward functions: rounds of candidates, ensembles, statistics and a report."""
@@ -170,7 +187,9 @@ def _print_summary(run_dir: Path) -> None:
 
 
 def demo_command(
-    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default: runs/demo-<id>).")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/demo-<id>).")
+    ] = None,
 ) -> None:
     """The main job on its embedded default: a complete search on the synthetic task with the
     embedded model and the offline generator. No GPU, no API key, no network."""

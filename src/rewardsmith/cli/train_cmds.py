@@ -78,7 +78,9 @@ def train_command(
     weight: Annotated[
         list[str] | None, typer.Option(help="Per-reward weight NAME=W (repeatable).")
     ] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<id>).")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<id>).")
+    ] = None,
 ) -> None:
     """Train one trial with GRPO + LoRA under the base rewards plus your rewards; evaluate it."""
     from rewardsmith.cli import console
@@ -109,8 +111,10 @@ def train_command(
     trial_id = store.enqueue_trial(
         "manual", names, _parse_weights(weight or []), seed if seed is not None else cfg.seed
     )
-    console.print(f"run {run_dir}: trial {trial_id} with base rewards={cfg.rewards.use_base_rewards}"
-                  f" + {names or 'no candidates'}; {cfg.grpo.max_steps} GRPO steps")
+    console.print(
+        f"run {run_dir}: trial {trial_id} with base rewards={cfg.rewards.use_base_rewards}"
+        f" + {names or 'no candidates'}; {cfg.grpo.max_steps} GRPO steps"
+    )
     with trial_progress(console) as (progress, on_progress):
         progress.add_task(f"trial {trial_id}", total=cfg.grpo.max_steps, key=trial_id)
         LocalProcessExecutor(1).run(store, [trial_id], on_progress)

@@ -46,6 +46,10 @@ def curve_stats(curve: Sequence[Sequence[float]]) -> dict[str, Any]:
     }
 
 
+def _curve_line(label: str, s: dict[str, Any]) -> str:
+    return f"{label}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})"
+
+
 def _tips(components: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> list[str]:
     tips = []
     if metrics.get("accuracy", 1.0) < 0.05:
@@ -74,17 +78,21 @@ def reflection_text(metrics: dict[str, Any], curves: dict[str, Any]) -> tuple[st
         if name in curves:
             stats[name] = curve_stats(curves[name])
             s = stats[name]
-            lines.append(f"{name}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})")
+            lines.append(
+                f"{name}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})"
+            )
     for name, s in components.items():
         if s:
-            lines.append(f"component {name}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})")
+            lines.append(_curve_line(f"component {name}", s))
     errors = metrics.get("errors") or {}
     lines.append(
         f"extraction rate {metrics.get('extraction_rate', 0):.3f}; errors: "
         f"{errors.get('correct', '?')} correct / {errors.get('wrong', '?')} wrong / "
         f"{errors.get('no_extraction', '?')} no answer"
     )
-    failures = {k: v for k, v in (curves.get("_reward_failures") or {}).items() if v.get("failures")}
+    failures = {
+        k: v for k, v in (curves.get("_reward_failures") or {}).items() if v.get("failures")
+    }
     for name, f in failures.items():
         lines.append(f"{name} failed {f['failures']}/{f['calls']} calls: {f.get('last_error')}")
     lines += [f"tip: {t}" for t in _tips(components, metrics)]

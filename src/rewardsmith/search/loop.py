@@ -105,7 +105,9 @@ class Search:
         examples = rng.sample(train, min(N_EXAMPLES, len(train)))
         taken = {c.name for c in self.store.candidates()} | set(BASE_REWARD_NAMES)
         return RoundContext(
-            examples=tuple({"question": e["question"], "answer": str(e["answer"])} for e in examples),
+            examples=tuple(
+                {"question": e["question"], "answer": str(e["answer"])} for e in examples
+            ),
             summary=tuple(build_summary(self.store, self.cfg.search.rank_metric)),
             rejections=tuple(build_rejections(self.store) + list(self.generator.rejections)),
             tags=self.task.prompt.tags,
@@ -206,7 +208,10 @@ class Search:
             self.observer.phase(f"best ensemble over {s.final_seeds} seeds")
             seeds = [self.cfg.seed + i for i in range(1, s.final_seeds)]
             self._run(
-                [self.store.enqueue_trial("final", best.candidates, seed=x, config=budget) for x in seeds]
+                [
+                    self.store.enqueue_trial("final", best.candidates, seed=x, config=budget)
+                    for x in seeds
+                ]
             )
         self.evaluate_finalists(ranked[:TOP_SINGLE_FINALISTS])
 
@@ -219,7 +224,8 @@ class Search:
         from rewardsmith.search.test_eval import evaluate_trial
 
         finalists = [
-            t for t in self.store.trials(state="COMPLETE")
+            t
+            for t in self.store.trials(state="COMPLETE")
             if t.kind in ("baseline", "control", "ensemble", "final")
             or (t.kind in SCREEN_KINDS and len(t.candidates) == 1 and t.candidates[0] in top_single)
         ]

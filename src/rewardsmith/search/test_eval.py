@@ -8,6 +8,7 @@ test itself (``selection: test``, the paper's protocol) the trial's own result i
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from rewardsmith.config import parse_config
@@ -16,10 +17,19 @@ from rewardsmith.store import RunStore
 log = logging.getLogger(__name__)
 
 
+def load_policy(model_spec: str, saved: str | None) -> Any:
+    """A trial's trained policy: the base model plus its LoRA adapter, or, for trials whose SFT
+    stages changed the base weights, the whole merged policy saved in its place."""
+    from rewardsmith.models import load_model
+
+    if saved and (Path(saved) / "config.json").is_file():
+        return load_model(saved)
+    return load_model(model_spec, adapter=saved)
+
+
 def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
     """Evaluate ``trial``'s adapter on ``split`` (whole split) and store the evaluation."""
     from rewardsmith.evaluation import evaluate
-    from rewardsmith.models import load_model
 
     result = store.result(trial.id)
     if result is None:
@@ -29,7 +39,7 @@ def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
             trial.id, split, result.metrics, result.correctness, result.eval_path
         )
     cfg = parse_config(trial.config, source=f"trial {trial.id}")
-    loaded = load_model(cfg.model.spec, adapter=result.adapter_path)
+    loaded = load_policy(cfg.model.spec, result.adapter_path)
     outcome = evaluate(
         loaded.model,
         loaded.tokenizer,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.errors import ConfigError
+from rewardsmith.evaluation import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,20 @@ def build_reward_funcs(
     return funcs, sandboxed
 
 
-def grpo_dataset(examples: Sequence[dict[str, Any]], prompt: Any) -> Any:
-    """TRL's conversational prompt format plus the ``answer`` column rewards receive."""
+def grpo_dataset(
+    examples: Sequence[dict[str, Any]], prompt: Any, *, label_free: bool = False
+) -> Any:
+    """TRL's conversational prompt format plus the ``answer`` column rewards receive; a
+    label-free dataset has no answer column at all, so no reward can read the gold."""
     from datasets import Dataset
 
-    return Dataset.from_list(
-        [{"prompt": prompt.messages(ex["question"]), "answer": str(ex["answer"])} for ex in examples]
-    )
+    rows = []
+    for ex in examples:
+        row = {"prompt": prompt.messages(ex["question"])}
+        if not label_free:
+            row["answer"] = str(ex["answer"])
+        rows.append(row)
+    return Dataset.from_list(rows)
 
 
 def _train(trainer: Any, guard: Any) -> tuple[str, str | None]:
@@ -90,6 +98,81 @@ def _train(trainer: Any, guard: Any) -> tuple[str, str | None]:
     if guard.reason is not None:
         return "FAILED", guard.reason
     return "COMPLETE", None
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a trial trains beyond its rewards: SFT stages first, the objective, label-free data."""
+
+    sft_stages: tuple[Any, ...] = ()
+    objective: str = "grpo"
+    oreal_eta: float = 0.5
+    oreal_one_pos_one_neg: bool = False
+    label_free: bool = False
+
+
+def _trainer(
+    model: Any,
+    tokenizer: Any,
+    task: Any,
+    funcs: list[Any],
+    weights: list[float],
+    grpo_args: dict[str, Any],
+    lora_args: dict[str, Any],
+    method: Method,
+    callbacks: list[Any],
+) -> Any:
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    defaults = {
+        "report_to": "none",
+        "save_strategy": "no",
+        # TRL turns it on by default; on small models and CPUs it only costs time.
+        "activation_checkpointing": False,
+    }
+    args = GRPOConfig(**{**defaults, **grpo_args}, reward_weights=weights, disable_tqdm=True)
+    kwargs: dict[str, Any] = {}
+    trainer_cls = GRPOTrainer
+    if method.objective == "oreal":
+        from rewardsmith.training.oreal import OrealTrainer
+
+        trainer_cls = OrealTrainer
+        kwargs = {"eta": method.oreal_eta, "one_pos_one_neg": method.oreal_one_pos_one_neg}
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=grpo_dataset(task.train, task.prompt, label_free=method.label_free),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(**{"task_type": "CAUSAL_LM", **lora_args}),
+        callbacks=callbacks,
+        **kwargs,
+    )
+    trainer.remove_callback(PrinterCallback)  # library code logs; it does not print
+    return trainer
+
+
+def _sft(
+    loaded: Any, task: Any, method: Method, lora_args: dict, grpo_args: dict, out: Path
+) -> Any:
+    from rewardsmith.training.stages import run_sft_stage
+
+    model = loaded.model
+    for i, stage in enumerate(method.sft_stages):
+        model = run_sft_stage(
+            model,
+            loaded.tokenizer,
+            task,
+            stage,
+            lora_args,
+            out / f"sft-{i}",
+            seed=int(grpo_args.get("seed", 0)),
+            use_cpu=bool(grpo_args.get("use_cpu", False)),
+            bf16=bool(grpo_args.get("bf16", False)),
+        )
+    return model
 
 
 def run_trial(
@@ -109,45 +192,33 @@ def run_trial(
     eval_max_new_tokens: int = 256,
     extraction: str = "paper",
     progress: Callable[[int, int], None] | None = None,
+    method: Method | None = None,
 ) -> TrialOutcome:
-    """Train a LoRA adapter with GRPO under ``rewards`` and evaluate it on ``eval_split``."""
-    from peft import LoraConfig
-    from transformers import PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
-
-    from rewardsmith.evaluation import evaluate
+    """Train (SFT stages, then GRPO/OREAL with a LoRA adapter) under ``rewards`` and evaluate
+    the policy on ``eval_split``."""
     from rewardsmith.models import load_model
     from rewardsmith.training.curves import CurveRecorder, FailureGuard, StepProgress
 
+    method = method or Method()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     funcs, sandboxed = build_reward_funcs(rewards, pool=pool, timeout_s=reward_timeout_s)
     loaded = load_model(model_spec)
-    recorder = CurveRecorder()
-    guard = FailureGuard(sandboxed, failure_threshold)
+    model = _sft(loaded, task, method, lora_args, grpo_args, out)
+    recorder, guard = CurveRecorder(), FailureGuard(sandboxed, failure_threshold)
     callbacks = [recorder, guard] + ([StepProgress(progress)] if progress else [])
-    defaults = {
-        "output_dir": str(out / "trainer"),
-        "report_to": "none",
-        "save_strategy": "no",
-        # TRL turns it on by default; on small models and CPUs it only costs time.
-        "activation_checkpointing": False,
-    }
-    args = GRPOConfig(
-        **{**defaults, **grpo_args},
-        reward_weights=[r.weight for r in rewards],
-        disable_tqdm=True,
+    grpo_args = {"output_dir": str(out / "trainer"), **grpo_args}
+    trainer = _trainer(
+        model,
+        loaded.tokenizer,
+        task,
+        funcs,
+        [r.weight for r in rewards],
+        grpo_args,
+        lora_args,
+        method,
+        callbacks,
     )
-    trainer = GRPOTrainer(
-        model=loaded.model,
-        reward_funcs=funcs,
-        args=args,
-        train_dataset=grpo_dataset(task.train, task.prompt),
-        processing_class=loaded.tokenizer,
-        peft_config=LoraConfig(**{"task_type": "CAUSAL_LM", **lora_args}),
-        callbacks=callbacks,
-    )
-    trainer.remove_callback(PrinterCallback)  # library code logs; it does not print
     started = time.perf_counter()
     state, reason = _train(trainer, guard)
     outcome = TrialOutcome(
@@ -163,18 +234,13 @@ def run_trial(
     if state != "COMPLETE":
         log.warning("trial failed: %s", reason)
         return outcome
-    adapter_dir = out / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
-    outcome.adapter_dir = str(adapter_dir)
+    policy = _save_policy(trainer, loaded.tokenizer, out, merged_copy=bool(method.sft_stages))
+    outcome.adapter_dir = str(policy["path"])
     started = time.perf_counter()
-    examples = task.split(eval_split)[: eval_limit or None]
-    # The adapter is saved; merging it makes greedy evaluation as fast as the base model's.
-    policy = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
-    policy.eval()
     result = evaluate(
-        policy,
+        policy["model"],
         loaded.tokenizer,
-        examples,
+        task.split(eval_split)[: eval_limit or None],
         task.prompt,
         batch_size=eval_batch_size,
         max_new_tokens=eval_max_new_tokens,
@@ -185,3 +251,20 @@ def run_trial(
     outcome.correct = result.correct
     outcome.records_path = str(result.save_records(out / f"eval_{eval_split}.jsonl"))
     return outcome
+
+
+def _save_policy(trainer: Any, tokenizer: Any, out: Path, *, merged_copy: bool) -> dict[str, Any]:
+    """Save the adapter (or, after SFT stages changed the base weights, the whole merged policy)
+    and return ``{"path", "model"}`` with the merged model ready for fast greedy evaluation."""
+    adapter_dir = out / "adapter"
+    if not merged_copy:
+        trainer.model.save_pretrained(adapter_dir)
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if merged_copy:  # the adapter alone would not reproduce the policy on the original base
+        adapter_dir = out / "policy"
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+    model.eval()
+    return {"path": adapter_dir, "model": model}

@@ -17,7 +17,7 @@ from typing import Any
 
 from rewardsmith.config import RunConfig, grpo_kwargs, lora_kwargs, parse_config
 from rewardsmith.store import RunStore, Trial, TrialResult
-from rewardsmith.training.trial import RewardSpec, TrialOutcome, run_trial
+from rewardsmith.training.trial import Method, RewardSpec, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ def trial_rewards(store: RunStore, trial: Trial, cfg: RunConfig) -> list[RewardS
     from rewardsmith.rewards import BASE_REWARD_NAMES
 
     weights = {**cfg.rewards.weights, **trial.weights}
-    specs = []
-    if cfg.rewards.use_base_rewards:
-        specs += [RewardSpec(n, None, weights.get(n, 1.0)) for n in BASE_REWARD_NAMES]
+    builtin = list(BASE_REWARD_NAMES) if cfg.rewards.use_base_rewards else []
+    builtin += [n for n in cfg.rewards.builtin if n not in builtin]
+    specs = [RewardSpec(n, None, weights.get(n, 1.0)) for n in builtin]
     for name in trial.candidates:
         candidate = store.get_candidate(name)
         specs.append(RewardSpec(name, candidate.code, weights.get(name, 1.0)))
@@ -69,6 +69,13 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         eval_max_new_tokens=cfg.eval.max_new_tokens,
         extraction=cfg.eval.extraction,
         progress=report,
+        method=Method(
+            sft_stages=tuple(s for s in cfg.stages if s.kind == "sft"),
+            objective=cfg.grpo.objective,
+            oreal_eta=cfg.grpo.oreal_eta,
+            oreal_one_pos_one_neg=cfg.grpo.oreal_one_pos_one_neg,
+            label_free=cfg.rewards.label_free,
+        ),
     )
     if outcome.state == "COMPLETE":
         curves = {k: [list(p) for p in v] for k, v in outcome.curves.items()}
