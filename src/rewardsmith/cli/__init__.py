@@ -29,6 +29,7 @@ err_console = Console(stderr=True)
 
 def _register_commands() -> None:
     from rewardsmith.cli import (
+        compare_cmds,
         eval_cmds,
         generate_cmds,
         report_cmds,
@@ -43,6 +44,7 @@ def _register_commands() -> None:
     reward_cmds.register(app)
     generate_cmds.register(app)
     report_cmds.register(app)
+    compare_cmds.register(app)
 
 
 def main() -> None:

@@ -62,9 +62,9 @@ class FailureGuard(TrainerCallback):
         self.min_calls = min_calls
         self.reason: str | None = None
 
-    def _check_rewards(self) -> str | None:
+    def _check_rewards(self, min_calls: int) -> str | None:
         for reward in self.sandboxed:
-            if reward.calls >= self.min_calls and reward.failure_rate > self.threshold:
+            if reward.calls >= min_calls and reward.failure_rate > self.threshold:
                 return (
                     f"reward {reward.__name__} failed {reward.failures}/{reward.calls} calls "
                     f"(> {self.threshold:.0%}); last error: {reward.last_error}"
@@ -78,10 +78,15 @@ class FailureGuard(TrainerCallback):
             control.should_training_stop = True
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
-        reason = self._check_rewards()
+        reason = self._check_rewards(self.min_calls)
         if reason is not None:
             self.reason = reason
             control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001 - HF signature
+        # short runs may end before min_calls: judge the whole run once it is over
+        if self.reason is None:
+            self.reason = self._check_rewards(1)
 
 
 class StepProgress(TrainerCallback):
