@@ -43,9 +43,7 @@ def main() -> None:
     print(f"model={args.model} questions={len(examples)} max_new_tokens={args.max_new_tokens}")
     for label, seconds in timings.items():
         acc = results[label].metrics.accuracy
-        print(
-            f"{label:>16}: {len(examples) / seconds:8.2f} q/s  ({seconds:.1f}s, acc {acc:.3f})"
-        )
+        print(f"{label:>16}: {len(examples) / seconds:8.2f} q/s  ({seconds:.1f}s, acc {acc:.3f})")
     single, batched = timings.values()
     same = [r["response"] for r in results["one-at-a-time"].records] == [
         r["response"] for r in list(results.values())[1].records

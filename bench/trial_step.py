@@ -93,10 +93,13 @@ def main() -> None:
     for label in variants:
         print(
             f"{label:>11}: {step_med[label] * 1000:8.1f} ms/step, of which rewards "
-            f"{reward_med[label] * 1000:6.2f} ms  (step runs: {[round(t, 3) for t in steps[label]]})"
+            f"{reward_med[label] * 1000:6.2f} ms  (runs: {[round(t, 3) for t in steps[label]]})"
         )
     added = reward_med["sandboxed"] - reward_med["in-process"]
-    print(f"step-time ratio sandboxed / in-process: {step_med['sandboxed'] / step_med['in-process']:.3f}x")
+    print(
+        "step-time ratio sandboxed / in-process: "
+        f"{step_med['sandboxed'] / step_med['in-process']:.3f}x"
+    )
     print(
         f"sandbox cost per step: {added * 1000:.2f} ms = "
         f"{1 + added / step_med['in-process']:.4f}x of an in-process step (noise-free estimate)"

@@ -18,7 +18,11 @@ def test_method_recipes_say_what_they_are() -> None:
     assert fl.rewards.label_free and not fl.rewards.use_base_rewards
     refl = load_config(recipe_path("reflection"))
     assert [s.kind for s in refl.stages] == ["sft", "grpo"]
-    assert refl.rewards.builtin == ["accuracy_reward", "reflection_format_reward", "reflection_reward"]
+    assert refl.rewards.builtin == [
+        "accuracy_reward",
+        "reflection_format_reward",
+        "reflection_reward",
+    ]
     oreal = load_config(recipe_path("oreal"))
     assert oreal.grpo.objective == "oreal" and oreal.grpo.beta == 0.01
 
@@ -27,8 +31,16 @@ def test_method_recipes_say_what_they_are() -> None:
     ("data", "message"),
     [
         ({"rewards": {"label_free": True}}, "use_base_rewards: false"),
-        ({"rewards": {"label_free": True, "use_base_rewards": False,
-                      "builtin": ["accuracy_reward"]}}, "reads the gold answer"),
+        (
+            {
+                "rewards": {
+                    "label_free": True,
+                    "use_base_rewards": False,
+                    "builtin": ["accuracy_reward"],
+                }
+            },
+            "reads the gold answer",
+        ),
         ({"rewards": {"label_free": True, "use_base_rewards": False}}, "at least one"),
         ({"rewards": {"builtin": ["no_such_reward"]}}, "unknown built-in reward"),
         ({"stages": [{"kind": "grpo"}, {"kind": "sft"}]}, "must come last"),

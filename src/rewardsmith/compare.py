@@ -58,7 +58,10 @@ def plan(store: Any, base: RunConfig, seeds: Sequence[int], search_run: Path | N
 
     configs = {"baseline": ("baseline", base)}
     for method, recipe in METHOD_RECIPES.items():
-        configs[method] = (f"method:{method}", method_config(base, load_config(recipe_path(recipe))))
+        configs[method] = (
+            f"method:{method}",
+            method_config(base, load_config(recipe_path(recipe))),
+        )
     names: list[str] = []
     if search_run is not None:
         for candidate in best_ensemble_candidates(search_run):
@@ -108,11 +111,15 @@ def summarise(store: Any, ids: dict[str, list[int]]) -> list[MethodRow]:
         first = ok[0].metrics.get("ci", {}) if ok else {}
         rows.append(
             MethodRow(
-                method, len(ok), *(seed_summary(f1) if f1 else (float("nan"), 0.0)),
+                method,
+                len(ok),
+                *(seed_summary(f1) if f1 else (float("nan"), 0.0)),
                 *(seed_summary(acc) if acc else (float("nan"), 0.0)),
                 tuple(first["f1"]) if "f1" in first else None,
                 tuple(first["accuracy"]) if "accuracy" in first else None,
-                p, None, len(found) - len(ok),
+                p,
+                None,
+                len(found) - len(ok),
             )
         )
     if pvalues:
@@ -125,7 +132,8 @@ def summarise(store: Any, ids: dict[str, list[int]]) -> list[MethodRow]:
 def to_markdown(rows: Sequence[MethodRow]) -> str:
     """The comparison table as Markdown."""
     lines = [
-        "| method | seeds | F1 (test) | accuracy (test) | 95% CI acc (seed 1) | McNemar p vs baseline (Holm) |",
+        "| method | seeds | F1 (test) | accuracy (test) | 95% CI acc (seed 1) "
+        "| McNemar p vs baseline (Holm) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:

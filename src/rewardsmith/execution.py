@@ -62,7 +62,12 @@ class LocalProcessExecutor:
             str(store.run_dir),
             str(trial_id),
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # keep trial logs readable
+        }
         # Share the cores between parallel workers: oversubscribed OpenMP threads spin and can
         # slow every trial down several-fold.
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.parallel)))

@@ -24,8 +24,13 @@ def _mini_recipe(path: Path) -> Path:
     data = tiny_config(max_steps=2).model_dump(mode="json")
     data["task"]["options"] = {"n_val": 16, "n_test": 16}
     data["search"].update(
-        rounds=2, candidates_per_round=2, ensemble_sizes=[1, 2], ensemble_steps=2,
-        control_k=1, final_seeds=2, parallel=1,
+        rounds=2,
+        candidates_per_round=2,
+        ensemble_sizes=[1, 2],
+        ensemble_steps=2,
+        control_k=1,
+        final_seeds=2,
+        parallel=1,
     )
     path.write_text(yaml.safe_dump(data))
     return path
@@ -53,13 +58,27 @@ def test_search_killed_and_resumed(tiny_model_dir: Path, tmp_path: Path) -> None
     recipe = _mini_recipe(tmp_path / "mini.yaml")
     run_dir = tmp_path / "run"
     search = subprocess.Popen(
-        [sys.executable, "-m", "rewardsmith", "search", "--config", str(recipe),
-         "--run-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "rewardsmith",
+            "search",
+            "--config",
+            str(recipe),
+            "--run-dir",
+            str(run_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     # kill -9 the whole run (search + trial worker) while the second screening trial trains
-    _wait_for(lambda: list(_states(run_dir).values()).count(TrialState.COMPLETE) >= 1
-              and TrialState.RUNNING in _states(run_dir).values())
+    _wait_for(
+        lambda: (
+            list(_states(run_dir).values()).count(TrialState.COMPLETE) >= 1
+            and TrialState.RUNNING in _states(run_dir).values()
+        )
+    )
     os.killpg(search.pid, signal.SIGKILL)
     search.wait()
     before = RunStore.open(run_dir)
@@ -73,7 +92,9 @@ def test_search_killed_and_resumed(tiny_model_dir: Path, tmp_path: Path) -> None
 
     store = RunStore.open(run_dir)
     trials = store.trials()
-    assert all(t.state == TrialState.COMPLETE for t in trials), [(t.id, t.fail_reason) for t in trials]
+    assert all(t.state == TrialState.COMPLETE for t in trials), [
+        (t.id, t.fail_reason) for t in trials
+    ]
     kinds = [t.kind for t in trials]
     assert kinds.count("screen") == 4
     assert {"baseline", "control", "ensemble", "final"} <= set(kinds)
@@ -98,10 +119,16 @@ def test_search_killed_and_resumed(tiny_model_dir: Path, tmp_path: Path) -> None
     res = run_cli("export", str(run_dir), "--top", "2", "-o", str(out))
     assert res.returncode == 0, res.stderr
     check = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['rewardsmith'] = None; "
-         f"sys.path.insert(0, {str(tmp_path)!r}); import rewards; "
-         "print(len(rewards.REWARD_FUNCS))"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['rewardsmith'] = None; "
+            f"sys.path.insert(0, {str(tmp_path)!r}); import rewards; "
+            "print(len(rewards.REWARD_FUNCS))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip() == "5"  # 3 base rewards + the top 2

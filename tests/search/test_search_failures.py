@@ -35,8 +35,15 @@ class ScriptedGenerator:
             code = self.programs[self.calls % len(self.programs)]
             self.calls += 1
             name = f"cand_{round}_{self.calls}"
-            out.append(Candidate(name=name, code=code.replace("NAME", name), description="x",
-                                 round=round, generator=self.name))
+            out.append(
+                Candidate(
+                    name=name,
+                    code=code.replace("NAME", name),
+                    description="x",
+                    round=round,
+                    generator=self.name,
+                )
+            )
         return out
 
 
@@ -44,19 +51,35 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[str] = []
 
-    def phase(self, text): pass
-    def trials(self, trials): pass
-    def progress(self, trial_id, step, max_steps): pass
-    def trial_done(self, trial, result): pass
-    def message(self, text): self.messages.append(text)
+    def phase(self, text):
+        pass
+
+    def trials(self, trials):
+        pass
+
+    def progress(self, trial_id, step, max_steps):
+        pass
+
+    def trial_done(self, trial, result):
+        pass
+
+    def message(self, text):
+        self.messages.append(text)
 
 
 def _cfg(**search):
     data = tiny_config(max_steps=2).model_dump(mode="json")
     data["task"]["options"] = {"n_val": 8, "n_test": 8}
-    data["search"].update(rounds=1, candidates_per_round=2, max_rejections_per_round=3,
-                          ensemble_sizes=[1], ensemble_steps=2, control_k=1, final_seeds=1,
-                          **search)
+    data["search"].update(
+        rounds=1,
+        candidates_per_round=2,
+        max_rejections_per_round=3,
+        ensemble_sizes=[1],
+        ensemble_steps=2,
+        control_k=1,
+        final_seeds=1,
+        **search,
+    )
     data["rewards"].update(timeout_s=0.5)
     return parse_config(data)
 
@@ -67,15 +90,24 @@ def _search(tmp_path: Path, programs: list[str]) -> tuple[RunStore, Recorder]:
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
     recorder = Recorder()
     with SandboxPool() as pool:
-        Search(store, ScriptedGenerator(programs), LocalProcessExecutor(1), task,
-               observer=recorder, pool=pool).run()
+        Search(
+            store,
+            ScriptedGenerator(programs),
+            LocalProcessExecutor(1),
+            task,
+            observer=recorder,
+            pool=pool,
+        ).run()
     return store, recorder
 
 
 def test_generator_that_fails_every_candidate(tiny_model_dir: Path, tmp_path: Path) -> None:
-    broken = ["def NAME(prompts, completions, answer, **kw):\n    return [float('nan')] * len(completions)\n",
-              "import os\ndef NAME(prompts, completions, answer, **kw):\n    return [0.0]\n",
-              "def NAME(prompts, completions:\n"]
+    broken = [
+        "def NAME(prompts, completions, answer, **kw):\n"
+        "    return [float('nan')] * len(completions)\n",
+        "import os\ndef NAME(prompts, completions, answer, **kw):\n    return [0.0]\n",
+        "def NAME(prompts, completions:\n",
+    ]
     store, recorder = _search(tmp_path, broken)
     verdicts = store.verdicts()
     assert verdicts and not any(v["accepted"] for v in verdicts.values())
@@ -88,9 +120,11 @@ def test_generator_that_fails_every_candidate(tiny_model_dir: Path, tmp_path: Pa
 
 def test_round_where_every_trial_fails(tiny_model_dir: Path, tmp_path: Path) -> None:
     # passes validation (probes use batches of 1, 4 and 16) but hangs on the trainer's batch of 8
-    hangs = ("def NAME(prompts, completions, answer, **kw):\n"
-             "    if len(completions) == 8:\n        while True:\n            pass\n"
-             "    return [0.0 for _ in completions]\n")
+    hangs = (
+        "def NAME(prompts, completions, answer, **kw):\n"
+        "    if len(completions) == 8:\n        while True:\n            pass\n"
+        "    return [0.0 for _ in completions]\n"
+    )
     store, recorder = _search(tmp_path, [hangs])
     screens = store.trials(kind="screen")
     assert len(screens) == 2 and all(t.state == TrialState.FAILED for t in screens)

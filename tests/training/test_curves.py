@@ -12,9 +12,15 @@ def _state(step: int) -> SimpleNamespace:
 def test_curve_recorder_keeps_components_and_format_rate() -> None:
     rec = CurveRecorder()
     control = SimpleNamespace(should_training_stop=False)
-    logs = {"reward": 2.5, "rewards/match_format_exactly/mean": 1.5,
-            "rewards/my_reward/std": 0.25, "completions/mean_length": 40.0,
-            "frac_reward_zero_std": 0.5, "learning_rate": 1e-3, "loss": float("nan")}
+    logs = {
+        "reward": 2.5,
+        "rewards/match_format_exactly/mean": 1.5,
+        "rewards/my_reward/std": 0.25,
+        "completions/mean_length": 40.0,
+        "frac_reward_zero_std": 0.5,
+        "learning_rate": 1e-3,
+        "loss": float("nan"),
+    }
     rec.on_log(None, _state(3), control, logs=logs)
     assert rec.curves["reward"] == [(3, 2.5)]
     assert rec.curves["match_format_exactly/mean"] == [(3, 1.5)]
@@ -32,14 +38,17 @@ def test_failure_guard_stops_on_nan_loss() -> None:
 
 
 def test_failure_guard_stops_past_the_failure_threshold() -> None:
-    reward = SimpleNamespace(__name__="flaky", calls=10, failures=3, last_error="boom",
-                             failure_rate=0.3)
+    reward = SimpleNamespace(
+        __name__="flaky", calls=10, failures=3, last_error="boom", failure_rate=0.3
+    )
     guard = FailureGuard([reward], threshold=0.2)
     control = SimpleNamespace(should_training_stop=False)
     guard.on_step_end(None, _state(10), control)
     assert control.should_training_stop and "flaky failed 3/10" in guard.reason
-    ok = FailureGuard([SimpleNamespace(__name__="ok", calls=10, failures=1, last_error=None,
-                                       failure_rate=0.1)], threshold=0.2)
+    ok = FailureGuard(
+        [SimpleNamespace(__name__="ok", calls=10, failures=1, last_error=None, failure_rate=0.1)],
+        threshold=0.2,
+    )
     control = SimpleNamespace(should_training_stop=False)
     ok.on_step_end(None, _state(10), control)
     assert not control.should_training_stop and ok.reason is None

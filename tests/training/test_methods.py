@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.config import load_config, parse_config
-from rewardsmith.recipes import recipe_path
 from rewardsmith.tasks import get_task
 from rewardsmith.training.trial import Method, RewardSpec, run_trial
 from tests.conftest import run_cli
@@ -36,33 +35,52 @@ class NeverReadsGold:
 def _args(cfg, out: Path) -> dict:
     from rewardsmith.config import grpo_kwargs, lora_kwargs
 
-    return {"grpo_args": grpo_kwargs(cfg, output_dir=out / "trainer"), "lora_args": lora_kwargs(cfg)}
+    return {
+        "grpo_args": grpo_kwargs(cfg, output_dir=out / "trainer"),
+        "lora_args": lora_kwargs(cfg),
+    }
 
 
-def test_label_free_training_never_sees_the_gold(tiny_model_dir: Path, tmp_path: Path,
-                                                 monkeypatch) -> None:
+def test_label_free_training_never_sees_the_gold(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     from rewardsmith.training import trial as trial_module
 
     guard = NeverReadsGold()
     monkeypatch.setattr(trial_module, "build_reward_funcs", lambda *a, **k: ([guard], []))
     cfg = tiny_config()
     task = get_task("synthetic")
-    outcome = run_trial(model_spec="embedded:tiny", task=task, rewards=[RewardSpec("format_reward")],
-                        out_dir=tmp_path, eval_limit=4, eval_max_new_tokens=16,
-                        method=Method(label_free=True), **_args(cfg, tmp_path))
+    outcome = run_trial(
+        model_spec="embedded:tiny",
+        task=task,
+        rewards=[RewardSpec("format_reward")],
+        out_dir=tmp_path,
+        eval_limit=4,
+        eval_max_new_tokens=16,
+        method=Method(label_free=True),
+        **_args(cfg, tmp_path),
+    )
     assert outcome.state == "COMPLETE" and guard.calls == 3
     assert outcome.metrics["n"] == 4  # evaluation still scores against the gold answers
 
 
 def test_sft_stage_then_grpo(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = tiny_config().model_dump(mode="json")
-    data["stages"] = [{"kind": "sft", "mode": "lora", "limit": 16, "batch_size": 8},
-                      {"kind": "grpo"}]
+    data["stages"] = [
+        {"kind": "sft", "mode": "lora", "limit": 16, "batch_size": 8},
+        {"kind": "grpo"},
+    ]
     cfg = parse_config(data)
-    outcome = run_trial(model_spec="embedded:tiny", task=get_task("synthetic"),
-                        rewards=[RewardSpec("check_answer")], out_dir=tmp_path, eval_limit=4,
-                        eval_max_new_tokens=16, method=Method(sft_stages=tuple(cfg.stages[:1])),
-                        **_args(cfg, tmp_path))
+    outcome = run_trial(
+        model_spec="embedded:tiny",
+        task=get_task("synthetic"),
+        rewards=[RewardSpec("check_answer")],
+        out_dir=tmp_path,
+        eval_limit=4,
+        eval_max_new_tokens=16,
+        method=Method(sft_stages=tuple(cfg.stages[:1])),
+        **_args(cfg, tmp_path),
+    )
     assert outcome.state == "COMPLETE"
     # the whole merged policy is saved: the adapter alone would not reproduce it
     assert (Path(outcome.adapter_dir) / "config.json").is_file()

@@ -1,4 +1,4 @@
-"""GRPO trials end to end on the tiny embedded model: recorded, failing cleanly, surviving kill -9."""
+"""GRPO trials end to end on the tiny model: recorded, failing cleanly, surviving kill -9."""
 
 from __future__ import annotations
 
@@ -58,8 +58,17 @@ def test_train_cli_records_a_trial(tiny_model_dir: Path, tmp_path: Path) -> None
     reward.write_text(LENGTH_REWARD)
     config = write_tiny_yaml(tmp_path / "tiny.yaml")
     run_dir = tmp_path / "run"
-    res = run_cli("train", "--reward", str(reward), "--config", str(config), "--steps", "2",
-                  "--run-dir", str(run_dir))
+    res = run_cli(
+        "train",
+        "--reward",
+        str(reward),
+        "--config",
+        str(config),
+        "--steps",
+        "2",
+        "--run-dir",
+        str(run_dir),
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     assert "accuracy" in res.stdout
     store = RunStore.open(run_dir)
@@ -68,8 +77,14 @@ def test_train_cli_records_a_trial(tiny_model_dir: Path, tmp_path: Path) -> None
     result = store.result(trial.id)
     assert result.metrics["n"] == 8 and len(result.correctness) == 8
     # per-reward curves over training, for the generator's feedback
-    for key in ("reward", "completion_length", "frac_zero_std", "target_length_reward/mean",
-                "check_answer/mean", "match_format_exactly/std"):
+    for key in (
+        "reward",
+        "completion_length",
+        "frac_zero_std",
+        "target_length_reward/mean",
+        "check_answer/mean",
+        "match_format_exactly/std",
+    ):
         assert len(result.curves[key]) == 2, key
     assert Path(result.adapter_path, "adapter_config.json").is_file()
     records = [json.loads(x) for x in Path(result.eval_path).read_text().splitlines()]
@@ -132,8 +147,9 @@ def test_restart_after_kill_9_reruns_only_the_interrupted_trial(tiny_cfg, tmp_pa
     first = store.result(done)
     interrupted = store.enqueue_trial("baseline", [])
     # a worker killed mid-trial, with no parent left to notice: the store keeps it RUNNING
-    worker = subprocess.Popen([sys.executable, "-m", "rewardsmith.training.worker",
-                               str(store.run_dir), str(interrupted)])
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rewardsmith.training.worker", str(store.run_dir), str(interrupted)]
+    )
     path = progress_path(store.run_dir, interrupted)
     deadline = time.monotonic() + 120
     while not path.exists() and time.monotonic() < deadline:

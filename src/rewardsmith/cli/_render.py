@@ -46,18 +46,23 @@ def metrics_table(metrics: Metrics, title: str = "metrics") -> Table:
     return table
 
 
+def bar_progress(console: Console, unit: str = "") -> Progress:
+    """A progress display with one bar per task: description, bar, done/total, elapsed."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
 @contextmanager
 def trial_progress(console: Console) -> Iterator[tuple[Progress, Callable[[int, int, int], None]]]:
     """A live progress display for trials; tasks added with ``key=<trial id>`` are advanced by
     the returned ``on_progress(trial_id, step, max_steps)`` callback."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = bar_progress(console, unit="steps")
 
     def on_progress(trial_id: int, step: int, max_steps: int) -> None:
         for task in progress.tasks:

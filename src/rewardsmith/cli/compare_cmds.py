@@ -18,7 +18,9 @@ def compare_command(
     steps: Annotated[
         int | None, typer.Option(min=1, help="GRPO steps (default: search.ensemble_steps).")
     ] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<id>).")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default: runs/<id>).")
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue a comparison run.")] = None,
 ) -> None:
     """Train and test base rewards, format-length (label-free), reflection+SFT, OREAL and the
@@ -56,8 +58,9 @@ def compare_command(
         if trial.state == TrialState.COMPLETE:
             evaluate_trial(store, trial, "test", task)
         else:
-            console.print(f"[yellow]trial {trial_id} ({trial.kind}) {trial.state.value}: "
-                          f"{trial.fail_reason}")
+            console.print(
+                f"[yellow]trial {trial_id} ({trial.kind}) {trial.state.value}: {trial.fail_reason}"
+            )
     rows = summarise(store, ids)
     paths = write_outputs(store.run_dir, rows)
     console.print(_table(rows))

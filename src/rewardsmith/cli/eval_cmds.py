@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rewardsmith.errors import ConfigError
 
@@ -24,19 +23,6 @@ def _check_extraction(mode: str) -> str:
             f"choose one of {', '.join(EXTRACTION_MODES)}", param_hint="--extraction"
         )
     return mode
-
-
-def _progress() -> Progress:
-    from rewardsmith.cli import console
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def run_eval(
@@ -63,7 +49,10 @@ def run_eval(
     task = get_task(task_name, **options)
     examples = task.split(split)[: limit if limit else None]
     loaded = load_model(model, adapter=adapter)
-    with _progress() as progress:
+    from rewardsmith.cli import console
+    from rewardsmith.cli._render import bar_progress
+
+    with bar_progress(console, unit="questions") as progress:
         bar = progress.add_task(f"eval {task_name}/{split}", total=len(examples))
         result = evaluate(
             loaded.model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -123,6 +124,8 @@ def run_search(store: Any) -> dict[str, Path]:
 
     cfg = store.config()
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
+    # the live display shows progress; transformers' own loading bars would interleave with it
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     observer = LiveObserver(console, cfg.search.rank_metric)
     console.print(f"run directory: {store.run_dir}")
     try:

@@ -77,10 +77,7 @@ def reflection_text(metrics: dict[str, Any], curves: dict[str, Any]) -> tuple[st
     for name in ("reward", "format_rate", "completion_length", "frac_zero_std"):
         if name in curves:
             stats[name] = curve_stats(curves[name])
-            s = stats[name]
-            lines.append(
-                f"{name}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})"
-            )
+            lines.append(_curve_line(name, stats[name]))
     for name, s in components.items():
         if s:
             lines.append(_curve_line(f"component {name}", s))
