@@ -27,6 +27,7 @@ def compare_command(
     best ensemble of a search on the same task, model, budget and seeds."""
     from rewardsmith.cli import console
     from rewardsmith.cli._render import trial_progress
+    from rewardsmith.cli.search_cmds import quiet_loading_bars
     from rewardsmith.cli.train_cmds import load_run_config
     from rewardsmith.compare import plan, summarise, write_outputs
     from rewardsmith.execution import LocalProcessExecutor
@@ -35,6 +36,7 @@ def compare_command(
     from rewardsmith.store import RunStore, TrialState, build_manifest, new_run_id
     from rewardsmith.tasks import get_task
 
+    quiet_loading_bars()
     if resume is not None:
         store = RunStore.open(resume)
         base = store.config()

@@ -113,6 +113,11 @@ def open_or_create(config: Path | None, run_dir: Path | None, resume: Path | Non
     )
 
 
+def quiet_loading_bars() -> None:
+    """Our displays show progress; transformers' weight-loading bars would interleave with them."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def run_search(store: Any) -> dict[str, Path]:
     """Run (or resume) the search in ``store`` with the live display; return the report paths."""
     from rewardsmith.cli import console
@@ -124,8 +129,7 @@ def run_search(store: Any) -> dict[str, Path]:
 
     cfg = store.config()
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
-    # the live display shows progress; transformers' own loading bars would interleave with it
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_loading_bars()
     observer = LiveObserver(console, cfg.search.rank_metric)
     console.print(f"run directory: {store.run_dir}")
     try:
