@@ -100,7 +100,7 @@ def train_command(
             "rewards": {"use_base_rewards": False if no_base_rewards else None},
         },
     )
-    if not reward and not cfg.rewards.use_base_rewards:
+    if not reward and not cfg.rewards.use_base_rewards and not cfg.rewards.builtin:
         raise ConfigError("nothing to train with: give --reward or keep the base rewards")
     task_obj = get_task(cfg.task.name, **cfg.task.task_kwargs())
     run_dir = run_dir or Path("runs") / new_run_id("train")
@@ -111,9 +111,10 @@ def train_command(
     trial_id = store.enqueue_trial(
         "manual", names, _parse_weights(weight or []), seed if seed is not None else cfg.seed
     )
+    builtin = (["base rewards"] if cfg.rewards.use_base_rewards else []) + cfg.rewards.builtin
     console.print(
-        f"run {run_dir}: trial {trial_id} with base rewards={cfg.rewards.use_base_rewards}"
-        f" + {names or 'no candidates'}; {cfg.grpo.max_steps} GRPO steps"
+        f"run {run_dir}: trial {trial_id} with {', '.join(builtin) or 'no built-in rewards'}"
+        f" + {names or 'no candidates'}; {cfg.grpo.max_steps} {cfg.grpo.objective} steps"
     )
     with trial_progress(console) as (progress, on_progress):
         progress.add_task(f"trial {trial_id}", total=cfg.grpo.max_steps, key=trial_id)
