@@ -89,7 +89,7 @@ def _load_rows(path: str | Path | None) -> tuple[dict[str, list[dict[str, Any]]]
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds of network/cache errors
         raise DataError(
             f"cannot load {HUB_DATASET} from the hub ({type(exc).__name__}); "
-            "pass --data-dir with train.jsonl/test.jsonl instead"
+            "point task.data_dir (or --data-dir) at a folder with train.jsonl/test.jsonl"
         ) from exc
     splits = {
         s: _to_examples(enumerate(map(dict, ds[s]), start=1), f"{HUB_DATASET}[{s}]")
