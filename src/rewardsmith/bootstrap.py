@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -101,14 +102,18 @@ def get_preset(name: str) -> EmbeddedModelConfig:
     return PRESETS[name]
 
 
-def ensure_embedded_model(preset: str = "default") -> Path:
-    """Path of the cached embedded model, building it first if it is not cached."""
+def ensure_embedded_model(
+    preset: str = "default", progress: Callable[[int, int], None] | None = None
+) -> Path:
+    """Path of the cached embedded model, building it first if it is not cached.
+
+    ``progress(step, max_steps)`` is called after each SFT step of a build."""
     cfg = get_preset(preset)
     out = embedded_model_dir(cfg)
     if (out / "bootstrap.json").is_file():
         return out
     log.warning("embedded model %r not cached; building it now (a few minutes on a CPU)", preset)
-    build_embedded_model(cfg)
+    build_embedded_model(cfg, progress=progress)
     return out
 
 
@@ -162,13 +167,18 @@ def _sft_dataset(task: Any, targets: list[str]) -> Any:
     return Dataset.from_list(rows)
 
 
-def build_embedded_model(cfg: EmbeddedModelConfig, out: Path | None = None) -> dict[str, Any]:
+def build_embedded_model(
+    cfg: EmbeddedModelConfig,
+    out: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Train the embedded model from scratch and save it (with ``bootstrap.json``) to ``out``."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from rewardsmith.tasks import make_synthetic_task
+    from rewardsmith.training.curves import StepProgress
 
     out = out or embedded_model_dir(cfg)
     started = time.perf_counter()
@@ -220,6 +230,9 @@ def build_embedded_model(cfg: EmbeddedModelConfig, out: Path | None = None) -> d
         train_dataset=_sft_dataset(task, targets),
         processing_class=tokenizer,
     )
+    trainer.remove_callback(PrinterCallback)  # library code logs; it does not print
+    if progress is not None:
+        trainer.add_callback(StepProgress(progress))
     result = trainer.train()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id

@@ -155,8 +155,12 @@ def bootstrap_model_command(
 
     cfg = get_preset(preset)
     if force or not (embedded_model_dir(cfg) / "bootstrap.json").is_file():
-        with console.status(f"training the embedded model ({preset}) with SFTTrainer..."):
-            info = build_embedded_model(cfg)
+        with console.status(f"training the embedded model ({preset}) with SFTTrainer...") as status:
+
+            def report(step: int, max_steps: int) -> None:
+                status.update(f"training the embedded model ({preset}): step {step}/{max_steps}")
+
+            info = build_embedded_model(cfg, progress=report)
         console.print(
             f"built in {info['seconds']}s: {info['parameters']:,} parameters, "
             f"{info['steps']} SFT steps, final train loss {info['train_loss']:.3f}"

@@ -204,8 +204,14 @@ def demo_command(
     from rewardsmith.cli import console
     from rewardsmith.recipes import recipe_path
 
-    with console.status("building the embedded model (first run only, a few minutes)..."):
-        path = ensure_embedded_model("default")
+    with console.status("embedded model: checking the cache...") as status:
+
+        def report(step: int, max_steps: int) -> None:
+            status.update(
+                f"building the embedded model (first run only): SFT step {step}/{max_steps}"
+            )
+
+        path = ensure_embedded_model("default", progress=report)
     console.print(f"embedded model: {path}")
     search_command(config=recipe_path("demo"), run_dir=run_dir, resume=None)
 
