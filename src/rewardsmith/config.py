@@ -46,6 +46,11 @@ from rewardsmith.config_methods import (
     check_label_free,
     check_stages,
 )
+from rewardsmith.config_trl import (  # grpo_kwargs and lora_kwargs are re-exported
+    UniqueKeyLoader,
+    grpo_kwargs,
+    lora_kwargs,
+)
 from rewardsmith.errors import ConfigError
 
 #: The seven projections of a Llama-style block (the paper's LoRA targets).
@@ -56,7 +61,6 @@ SchedulerName = Literal[
 ]  # fmt: skip
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 _COSMETIC_FIELDS = frozenset({"name"})
-_OBJECTIVE_FIELDS = frozenset({"objective", "oreal_eta", "oreal_one_pos_one_neg"})
 
 
 def _reject_bool(value: Any) -> Any:
@@ -304,6 +308,16 @@ class SearchSection(_Section):
         return k
 
 
+__all__ = [
+    "RunConfig",
+    "canonical_hash",
+    "grpo_kwargs",
+    "load_config",
+    "lora_kwargs",
+    "parse_config",
+]
+
+
 class RunConfig(_Section):
     """A whole run. ``name`` is cosmetic and does not enter :meth:`config_hash`."""
 
@@ -407,21 +421,6 @@ def parse_config(data: Any, source: str = "<config>") -> RunConfig:
         raise ConfigError(f"{source}: {_describe(errors[0])}{more}") from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key repeated in one mapping (YAML would keep the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML recipe; every problem is a one-line :class:`ConfigError`.
 
@@ -436,71 +435,10 @@ def load_config(path: str | Path) -> RunConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config ({exc})") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}{line}: invalid YAML: {problem}") from None
     return parse_config(data, source=str(path))
-
-
-def _probe_cuda() -> tuple[bool, bool]:
-    """(a CUDA device is visible, it supports bf16)."""
-    import torch
-
-    cuda = bool(torch.cuda.is_available())
-    return cuda, cuda and bool(torch.cuda.is_bf16_supported())
-
-
-def grpo_kwargs(
-    cfg: RunConfig,
-    *,
-    output_dir: str | Path,
-    seed: int | None = None,
-    max_steps: int | None = None,
-    cuda: tuple[bool, bool] | None = None,
-) -> dict[str, Any]:
-    """Keyword arguments for ``trl.GRPOConfig`` (a plain dict; TRL is not imported).
-
-    ``seed`` and ``max_steps`` override the config (a trial's own seed, the ensembles' budget).
-    ``use_cpu``/``bf16`` "auto" resolve from ``cuda`` = (CUDA visible, bf16 supported), probed
-    with torch when None: bf16 only on a CUDA device that supports it, never on CPU (TRL would
-    otherwise default to bf16 even there); ``bf16: true`` without such a device raises
-    :class:`ConfigError`. Checkpointing and trackers are off: the trial saves its adapter itself.
-    """
-    g = cfg.grpo
-    has_cuda, has_bf16 = cuda if cuda is not None else _probe_cuda()
-    use_cpu = (not has_cuda) if g.use_cpu == "auto" else g.use_cpu
-    bf16 = (has_bf16 and not use_cpu) if g.bf16 == "auto" else g.bf16
-    if bf16 and (use_cpu or not has_bf16):
-        raise ConfigError("grpo.bf16: true needs a CUDA device with bf16; use 'auto' or false")
-    passthrough = g.model_dump(
-        exclude={"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS}, mode="json"
-    )
-    return passthrough | {
-        "output_dir": str(output_dir),
-        "max_steps": g.max_steps if max_steps is None else max_steps,
-        # transformers 5 folds warmup_ratio into warmup_steps: a float in [0, 1) is a ratio.
-        "warmup_steps": g.warmup_ratio,
-        "seed": cfg.seed if seed is None else seed,
-        "use_cpu": use_cpu,
-        "bf16": bool(bf16),
-        "fp16": False,
-        "report_to": "none",
-        "save_strategy": "no",
-    }
-
-
-def lora_kwargs(cfg: RunConfig) -> dict[str, Any]:
-    """Keyword arguments for ``peft.LoraConfig`` (a plain dict; PEFT is not imported)."""
-    lora = cfg.lora
-    targets = lora.target_modules
-    return {
-        "r": lora.r,
-        "lora_alpha": lora.alpha,
-        "lora_dropout": lora.dropout,
-        "target_modules": list(targets) if isinstance(targets, list) else targets,
-        "bias": "none",
-        "task_type": "CAUSAL_LM",
-    }
