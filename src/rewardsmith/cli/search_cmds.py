@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,7 +116,11 @@ def open_or_create(config: Path | None, run_dir: Path | None, resume: Path | Non
 
 def quiet_loading_bars() -> None:
     """Our displays show progress; transformers' weight-loading bars would interleave with them."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers loads
+    if "transformers" in sys.modules:  # already loaded (e.g. after building the embedded model)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def run_search(store: Any) -> dict[str, Path]:
