@@ -191,7 +191,9 @@ def headline(data: ReportData) -> Headline:
     finals = [t for t in data.trials_of("final") if t.complete and t.test]
     if best is not None:
         same = [t for t in finals if sorted(t.rewards) == sorted(best.rewards)]
-        finals = same or finals
+        # the best ensemble's own run is one of its seeds; the final trials are the others
+        if same:
+            finals = ([best] if best.complete and best.test else []) + same
     out = Headline(baseline, control, best, finals)
     f1s = [metric(t.test, "f1") for t in finals]
     accs = [metric(t.test, "accuracy") for t in finals]
