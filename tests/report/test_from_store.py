@@ -203,7 +203,8 @@ def test_analysis_sees_the_run(run):
     head = an.headline(data)
     assert head.best_ensemble.id == ids["ensemble"] and head.baseline.id == ids["baseline"]
     assert head.vs_baseline is not None and head.vs_baseline.n == N_TEST
-    assert [t.id for t in head.finals] == [ids["final"]]
+    # the best ensemble's own run is one of its seeds, next to the final trials
+    assert [t.id for t in head.finals] == [ids["ensemble"], ids["final"]]
     assert ReportData.from_dict(json.loads(json.dumps(data.to_dict()))) == data
 
 
@@ -215,7 +216,7 @@ def test_write_run_report_defaults_to_the_run_directory(run):
     html = paths["html"].read_text(encoding="utf-8")
     for text in ("good_reward", "manual_reward", "late_reward failed on 40% of calls"):
         assert text in html
-    assert "<td>ensemble k=2</td>" in html and "best ensemble, 1 seeds" in html
+    assert "<td>ensemble k=2</td>" in html and "best ensemble, 2 seeds" in html
     md = paths["markdown"].read_text(encoding="utf-8")
     assert "## Leaderboard" in md and "good_reward" in md
     raw = json.loads(paths["json"].read_text(encoding="utf-8"))
