@@ -109,17 +109,21 @@ def summarise(store: Any, ids: dict[str, list[int]]) -> list[MethodRow]:
             p = mcnemar_test(pair[0].correctness, pair[1].correctness).pvalue
             pvalues.append((len(rows), p))
         first = ok[0].metrics.get("ci", {}) if ok else {}
+        f1_mean, f1_std = seed_summary(f1) if f1 else (float("nan"), 0.0)
+        acc_mean, acc_std = seed_summary(acc) if acc else (float("nan"), 0.0)
         rows.append(
             MethodRow(
-                method,
-                len(ok),
-                *(seed_summary(f1) if f1 else (float("nan"), 0.0)),
-                *(seed_summary(acc) if acc else (float("nan"), 0.0)),
-                tuple(first["f1"]) if "f1" in first else None,
-                tuple(first["accuracy"]) if "accuracy" in first else None,
-                p,
-                None,
-                len(found) - len(ok),
+                method=method,
+                seeds=len(ok),
+                f1_mean=f1_mean,
+                f1_std=f1_std,
+                acc_mean=acc_mean,
+                acc_std=acc_std,
+                f1_ci=tuple(first["f1"]) if "f1" in first else None,
+                acc_ci=tuple(first["accuracy"]) if "accuracy" in first else None,
+                mcnemar_p=p,
+                mcnemar_p_holm=None,
+                failed=len(found) - len(ok),
             )
         )
     if pvalues:

@@ -25,12 +25,11 @@ import inspect
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -41,6 +40,8 @@ from pydantic import (
 
 from rewardsmith.config_methods import (
     DEFAULT_STAGES,
+    Float,
+    Int,
     Objective,
     StageSection,
     check_label_free,
@@ -61,17 +62,6 @@ SchedulerName = Literal[
 ]  # fmt: skip
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 _COSMETIC_FIELDS = frozenset({"name"})
-
-
-def _reject_bool(value: Any) -> Any:
-    # YAML turns yes/no/true/false into booleans, and pydantic would read True as 1.
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not a boolean")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_reject_bool)]
-Float = Annotated[float, BeforeValidator(_reject_bool)]
 
 
 class _Section(BaseModel):

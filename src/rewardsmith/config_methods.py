@@ -18,13 +18,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _reject_bool(value: object) -> object:
+    # YAML turns yes/no/true/false into booleans, and pydantic would read True as 1.
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
     return value
 
 
-_Int = Annotated[int, BeforeValidator(_reject_bool)]
-_Float = Annotated[float, BeforeValidator(_reject_bool)]
+#: int / float config fields that refuse YAML booleans (shared with rewardsmith.config)
+Int = Annotated[int, BeforeValidator(_reject_bool)]
+Float = Annotated[float, BeforeValidator(_reject_bool)]
 
 
 class StageSection(BaseModel):
@@ -34,11 +36,11 @@ class StageSection(BaseModel):
 
     kind: Literal["sft", "grpo"]
     mode: Literal["full", "lora"] = "lora"
-    epochs: _Float = Field(1.0, gt=0)
-    learning_rate: _Float = Field(2e-4, gt=0)
-    batch_size: _Int = Field(8, gt=0)
-    max_length: _Int = Field(512, gt=0)
-    limit: _Int | None = Field(None, gt=0)  # train on the first N train examples only
+    epochs: Float = Field(1.0, gt=0)
+    learning_rate: Float = Field(2e-4, gt=0)
+    batch_size: Int = Field(8, gt=0)
+    max_length: Int = Field(512, gt=0)
+    limit: Int | None = Field(None, gt=0)  # train on the first N train examples only
 
 
 def check_stages(stages: list[StageSection]) -> list[StageSection]:

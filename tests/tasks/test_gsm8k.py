@@ -69,3 +69,10 @@ def test_empty_split(tmp_path: Path) -> None:
     task = load_gsm8k(folder, val_size=0)
     with pytest.raises(DataError, match="'test' of task 'gsm8k' is empty"):
         task.split("test")
+
+
+def test_unknown_option_is_named(gsm8k_dir: Path) -> None:
+    from rewardsmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown option 'colour'"):
+        get_task("gsm8k", data_dir=str(gsm8k_dir), colour=1)

@@ -8,6 +8,7 @@ Built-in tasks live in :data:`TASKS`, a plain registry:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,10 @@ from rewardsmith.tasks.synthetic import SyntheticConfig, make_synthetic_task
 
 
 def _gsm8k(prompt: PromptFormat, data_dir: str | None = None, **kw: Any) -> Task:
+    valid = set(inspect.signature(load_gsm8k).parameters) - {"path", "prompt"}
+    unknown = sorted(set(kw) - valid)
+    if unknown:
+        raise ConfigError(f"task 'gsm8k': unknown option {unknown[0]!r}; valid: {sorted(valid)}")
     return load_gsm8k(data_dir, prompt=prompt, **kw)
 
 
@@ -42,10 +47,7 @@ def get_task(
     prompt = PromptFormat(
         tags=tags or PromptFormat().tags, system_prompt=system_prompt or PAPER_SYSTEM_PROMPT
     )
-    try:
-        return TASKS[name](prompt, **options)
-    except TypeError as exc:
-        raise ConfigError(f"task {name!r}: bad option ({exc})") from exc
+    return TASKS[name](prompt, **options)  # each loader names its unknown options itself
 
 
 __all__ = [
