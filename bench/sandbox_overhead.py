@@ -14,7 +14,7 @@ import statistics
 import time
 
 from rewardsmith.rewards.probes import BATCHES, call_kwargs
-from rewardsmith.rewards.sandbox import SandboxPool
+from rewardsmith.sandbox.pool import SandboxPool
 
 TYPICAL_REWARD = """
 import re

@@ -18,7 +18,7 @@ from rewardsmith.config import grpo_kwargs, load_config, lora_kwargs
 from rewardsmith.export import render_base_rewards
 from rewardsmith.recipes import recipe_path
 from rewardsmith.rewards import BASE_REWARD_NAMES
-from rewardsmith.rewards.sandbox import SandboxPool
+from rewardsmith.sandbox.pool import SandboxPool
 from rewardsmith.tasks import get_task
 from rewardsmith.training import trial as trial_module
 from rewardsmith.training.trial import RewardSpec, run_trial

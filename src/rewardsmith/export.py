@@ -309,7 +309,7 @@ def render_module(
     include_base: bool = True,
 ) -> str:
     """The exported module's source; see :func:`export_rewards` for the arguments."""
-    from rewardsmith.rewards._entry import resolve_entry
+    from rewardsmith.sandbox._entry import resolve_entry
 
     records = [_as_record(c) for c in candidates]
     _check_names(records, include_base)

@@ -179,7 +179,7 @@ def test_bad_settings_are_refused():
 
 def test_offline_candidates_pass_validation():
     validation = pytest.importorskip("rewardsmith.rewards.validation")
-    from rewardsmith.rewards.sandbox import SandboxPool
+    from rewardsmith.sandbox.pool import SandboxPool
 
     round1 = OfflineGenerator(seed=0).propose(1, 8, CONTEXT)
     ctx = RoundContext(examples=CONTEXT.examples, summary=leaders_summary(round1))

@@ -11,8 +11,8 @@ MODULES = [
     "rewardsmith.rewards",
     "rewardsmith.rewards.contract",
     "rewardsmith.rewards.base",
-    "rewardsmith.rewards._entry",
-    "rewardsmith.rewards._protocol",
+    "rewardsmith.sandbox._entry",
+    "rewardsmith.sandbox._protocol",
     "rewardsmith.rewards.validation",
 ]
 

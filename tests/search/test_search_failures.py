@@ -10,7 +10,7 @@ from rewardsmith.config import parse_config
 from rewardsmith.execution import LocalProcessExecutor
 from rewardsmith.generators.base import RoundContext
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.rewards.sandbox import SandboxPool
+from rewardsmith.sandbox.pool import SandboxPool
 from rewardsmith.search.loop import Search
 from rewardsmith.store import RunStore, TrialState
 from rewardsmith.tasks import get_task

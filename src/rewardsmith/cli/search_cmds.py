@@ -128,7 +128,7 @@ def run_search(store: Any) -> dict[str, Path]:
     from rewardsmith.cli import console
     from rewardsmith.execution import LocalProcessExecutor
     from rewardsmith.report.from_store import write_run_report
-    from rewardsmith.rewards.sandbox import SandboxPool
+    from rewardsmith.sandbox.pool import SandboxPool
     from rewardsmith.search.loop import Search
     from rewardsmith.tasks import get_task
 

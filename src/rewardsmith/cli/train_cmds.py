@@ -87,7 +87,7 @@ def train_command(
     from rewardsmith.cli._render import metrics_table, trial_progress
     from rewardsmith.execution import LocalProcessExecutor
     from rewardsmith.metrics import Metrics
-    from rewardsmith.rewards.sandbox import SandboxPool
+    from rewardsmith.sandbox.pool import SandboxPool
     from rewardsmith.store import RunStore, TrialState, build_manifest, new_run_id
     from rewardsmith.tasks import get_task
 

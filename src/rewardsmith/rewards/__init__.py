@@ -7,7 +7,7 @@ name to reward), :func:`get_reward`, :data:`BASE_REWARD_NAMES` and :data:`LABEL_
 (:mod:`~rewardsmith.rewards.surrogate`), and the reflection method's rewards plus OREAL's binary
 outcome (:mod:`~rewardsmith.rewards.reflection`), each with its default parameters; their
 ``get_*_reward`` factories build other parametrisations. The sandbox lives in
-:mod:`rewardsmith.rewards.sandbox` and validation in :mod:`rewardsmith.rewards.validation`.
+:mod:`rewardsmith.sandbox.pool` and validation in :mod:`rewardsmith.rewards.validation`.
 
 >>> set(BASE_REWARD_NAMES) <= set(REWARD_REGISTRY)
 True

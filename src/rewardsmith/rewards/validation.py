@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
-from rewardsmith.rewards._entry import EntryError, resolve_entry
-from rewardsmith.rewards._restrict import RestrictionError, check_restricted
+from rewardsmith.sandbox._entry import EntryError, resolve_entry
+from rewardsmith.sandbox._restrict import RestrictionError, check_restricted
 from rewardsmith.rewards.probes import BATCHES, GARBAGE_KINDS, call_kwargs
-from rewardsmith.rewards.sandbox import DEFAULT_TIMEOUT_S, CallResult, SandboxPool
+from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, CallResult, SandboxPool
 
 STAGES = ("parse", "name", "restrict", "load", "probe", "accepted")
 MAX_CODE_CHARS = 100_000

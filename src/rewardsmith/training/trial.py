@@ -1,7 +1,7 @@
 """One screening trial: GRPO + LoRA under a set of rewards, then evaluation on the selection split.
 
 Built-in rewards (the paper's base rewards, registry entries) run in-process; generated rewards
-are :class:`~rewardsmith.rewards.sandbox.SandboxedReward` objects, so their code only ever runs
+are :class:`~rewardsmith.sandbox.pool.SandboxedReward` objects, so their code only ever runs
 in sandbox workers. Each reward is passed to TRL as its own function, so each keeps its own
 logged statistics (``rewards/<name>/mean``), which :class:`CurveRecorder` keeps as curves.
 
@@ -54,7 +54,7 @@ def build_reward_funcs(
 ) -> tuple[list[Any], list[Any]]:
     """Return (all reward functions in order, the sandboxed ones) for ``specs``."""
     from rewardsmith.rewards import get_reward
-    from rewardsmith.rewards.sandbox import SandboxedReward
+    from rewardsmith.sandbox.pool import SandboxedReward
 
     funcs, sandboxed = [], []
     names = [s.name for s in specs]

@@ -121,34 +121,46 @@ def drop_privileges() -> None:
     os.setuid(NOBODY_ID)
 
 
-def confine(workdir: str, read_paths: list[str], limits: Limits) -> tuple[list[str], list[str]]:
-    """Apply every layer that works here; return (applied layers, warnings for missing ones)."""
+#: Names of the OS layers, in the order a worker applies them. ``skip`` in :func:`confine` takes
+#: these names; it exists so a test can prove what one layer stops on its own.
+LAYER_NAMES = ("netns", "landlock", "nobody", "no-new-privs", "pdeathsig", "rlimits")
+
+
+def confine(
+    workdir: str, read_paths: list[str], limits: Limits, skip: frozenset[str] = frozenset()
+) -> tuple[list[str], list[str]]:
+    """Apply every layer that works here; return (applied layers, warnings for missing ones).
+
+    ``skip`` names layers (see :data:`LAYER_NAMES`) not to apply: only for tests.
+    """
     applied: list[str] = []
     warnings: list[str] = []
     is_root = os.geteuid() == 0
     os.chdir(workdir)
-    if is_root:
+    if is_root and "netns" not in skip:
         try:
             unshare_network()
             applied.append("netns")
         except OSError as exc:
             warnings.append(f"no network namespace: {exc}")
     try:
-        applied.append(f"landlock-abi{landlock(read_paths, workdir)}")
+        if "landlock" not in skip:
+            applied.append(f"landlock-abi{landlock(read_paths, workdir)}")
     except OSError as exc:
         warnings.append(f"no Landlock: {exc}")
-    if is_root:
+    if is_root and "nobody" not in skip:
         try:
             drop_privileges()
             applied.append("nobody")
         except OSError as exc:
             warnings.append(f"could not drop privileges: {exc}")
     libc = _libc()
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
+    if "no-new-privs" not in skip and libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0:
         applied.append("no-new-privs")
     # Set after the uid change: the kernel clears the parent-death signal on credential changes.
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+    if "pdeathsig" not in skip and libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
         applied.append("pdeathsig")
-    set_limits(limits)
-    applied.append("rlimits")
+    if "rlimits" not in skip:
+        set_limits(limits)
+        applied.append("rlimits")
     return applied, warnings

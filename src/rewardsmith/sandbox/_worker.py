@@ -1,6 +1,6 @@
 """The sandbox worker: a separate interpreter that confines itself, then serves reward calls.
 
-Started by :class:`rewardsmith.rewards.sandbox.SandboxPool` as
+Started by :class:`rewardsmith.sandbox.pool.SandboxPool` as
 ``python -I -c "...main()" CONFIG_JSON``. It moves the protocol pipes off fds 0/1 (so stray writes
 cannot corrupt the framing), imports everything it will need, applies :mod:`._confine`, reports
 ``{"op": "ready", ...}`` and then answers requests until its input closes:
@@ -21,9 +21,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from rewardsmith.rewards import _protocol, _restrict
-from rewardsmith.rewards._confine import Limits, confine
-from rewardsmith.rewards._entry import EntryError, resolve_entry
+from rewardsmith.sandbox import _protocol, _restrict
+from rewardsmith.sandbox._confine import Limits, confine
+from rewardsmith.sandbox._entry import EntryError, resolve_entry
 
 _MAX_ERROR_CHARS = 2000
 
@@ -109,7 +109,8 @@ def main() -> None:
     read_paths = sorted(
         {p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if os.path.isdir(p)}
     )
-    applied, warnings = confine(config["workdir"], read_paths, Limits(**config["limits"]))
+    skip = frozenset(config.get("skip_layers", ()))
+    applied, warnings = confine(config["workdir"], read_paths, Limits(**config["limits"]), skip)
     _protocol.write_message(out_fd, {"op": "ready", "layers": applied, "warnings": warnings})
     server = _Server()
     while True:

@@ -52,9 +52,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rewardsmith.rewards import _protocol
-from rewardsmith.rewards._confine import Limits
-from rewardsmith.rewards._process import WorkerProcess
+from rewardsmith.sandbox import _protocol
+from rewardsmith.sandbox._confine import Limits
+from rewardsmith.sandbox._process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class SandboxPool:
     Use as a context manager or call :meth:`close`. A worker dies with the thread that started
     it (parent-death signal); the next call then starts a new one transparently.
     ``limits`` are the per-worker resource limits (1 GiB address space, 120 s CPU by default;
-    a worker past half its CPU budget is retired and replaced).
+    a worker past half its CPU budget is retired and replaced). ``skip_layers`` names OS layers
+    not to apply (``_confine.LAYER_NAMES``); it exists for tests that prove each layer alone.
     """
 
     def __init__(
@@ -109,12 +110,16 @@ class SandboxPool:
         max_workers: int = 8,
         limits: Limits | None = None,
         startup_timeout_s: float = 30.0,
+        *,
+        skip_layers: Sequence[str] = (),
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self.max_workers = max_workers
         self.limits = limits or Limits()
         self.startup_timeout_s = startup_timeout_s
+        # Test-only: OS layers not to apply, so a test can show what one layer stops alone.
+        self.skip_layers = frozenset(skip_layers)
         self._workers: OrderedDict[str, WorkerProcess] = OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
@@ -147,7 +152,7 @@ class SandboxPool:
                 if idle is None:
                     break
                 self._workers.pop(idle).kill()
-        worker = WorkerProcess(self.limits, self.startup_timeout_s)
+        worker = WorkerProcess(self.limits, self.startup_timeout_s, self.skip_layers)
         with self._lock:
             self.spawned_pids.append(worker.pid)
             raced = self._workers.get(key)

@@ -19,14 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rewardsmith.rewards import _protocol
-from rewardsmith.rewards._confine import NOBODY_ID, Limits
+from rewardsmith.sandbox import _protocol
+from rewardsmith.sandbox._confine import NOBODY_ID, Limits
 
 logger = logging.getLogger(__name__)
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOTSTRAP = (
     f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
-    "from rewardsmith.rewards._worker import main; main()"
+    "from rewardsmith.sandbox._worker import main; main()"
 )
 _WARNED: set[str] = set()
 
@@ -47,14 +47,23 @@ def _scrubbed_env(workdir: str) -> dict[str, str]:
 class WorkerProcess:
     """A started worker. Not thread-safe by itself: hold :attr:`lock` around :meth:`request`."""
 
-    def __init__(self, limits: Limits, startup_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        startup_timeout_s: float = 30.0,
+        skip_layers: frozenset[str] = frozenset(),
+    ) -> None:
         self.lock = threading.Lock()
         self.loaded = False
         self.workdir = tempfile.mkdtemp(prefix="rewardsmith-sandbox-")
         if os.geteuid() == 0:
             os.chown(self.workdir, NOBODY_ID, NOBODY_ID)
         self._stderr = tempfile.TemporaryFile()
-        config = {"workdir": self.workdir, "limits": asdict(limits)}
+        config = {
+            "workdir": self.workdir,
+            "limits": asdict(limits),
+            "skip_layers": sorted(skip_layers),
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-s", "-P", "-c", _BOOTSTRAP, json.dumps(config)],
             stdin=subprocess.PIPE,
