@@ -130,8 +130,8 @@ def write_round(
 def validate_all(candidates: list[Candidate], taken: frozenset[str]) -> list[Any]:
     """Validate each candidate in one shared sandbox pool; accepted names become taken."""
     from rewardsmith.rewards import BASE_REWARD_NAMES
-    from rewardsmith.sandbox.pool import SandboxPool
     from rewardsmith.rewards.validation import validate_reward_code
+    from rewardsmith.sandbox.pool import SandboxPool
 
     names = set(taken) | set(BASE_REWARD_NAMES)
     verdicts = []

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
+from rewardsmith.rewards.probes import BATCHES, GARBAGE_KINDS, call_kwargs
 from rewardsmith.sandbox._entry import EntryError, resolve_entry
 from rewardsmith.sandbox._restrict import RestrictionError, check_restricted
-from rewardsmith.rewards.probes import BATCHES, GARBAGE_KINDS, call_kwargs
 from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, CallResult, SandboxPool
 
 STAGES = ("parse", "name", "restrict", "load", "probe", "accepted")
