@@ -343,8 +343,9 @@ class SandboxedReward:
 
     Picklable (the pool is not pickled; an unpickled copy uses :func:`default_pool`), with
     ``__name__`` set to the reward's name. A failed call (timeout, crash, exception, bad output)
-    returns ``[None] * len(completions)`` and is counted: :attr:`failures`, :attr:`calls`,
-    :attr:`last_error`, so a trainer can fail a trial past a threshold (:attr:`failure_rate`).
+    returns ``[None] * len(completions)`` and is counted: :attr:`failures`, :attr:`timeouts`,
+    :attr:`calls`, :attr:`last_error` (:attr:`last_result` holds the last :class:`CallResult`,
+    with its duration), so a trainer can fail a trial past a threshold (:attr:`failure_rate`).
     Counters are per object, not shared between pickled copies.
     """
 
@@ -363,7 +364,9 @@ class SandboxedReward:
         self.pool = pool
         self.calls = 0
         self.failures = 0
+        self.timeouts = 0
         self.last_error: str | None = None
+        self.last_result: CallResult | None = None
 
     def __repr__(self) -> str:
         return f"SandboxedReward({self.__name__!r}, calls={self.calls}, failures={self.failures})"
@@ -386,9 +389,11 @@ class SandboxedReward:
             self.code, self.__name__, prompts, completions, timeout_s=self.timeout_s, **kwargs
         )
         self.calls += 1
+        self.last_result = result
         if result.ok:
             return list(result.values)
         self.failures += 1
+        self.timeouts += int(result.timed_out)
         self.last_error = result.error
         logger.warning("reward %s failed: %s", self.__name__, result.error)
         return [None] * len(completions)
