@@ -84,7 +84,8 @@ class WorkerProcess:
             self.kill()
             raise OSError(f"sandbox worker failed to start ({exc}): {reason}") from exc
         self.layers = tuple(ready.get("layers", ()))
-        for warning in ready.get("warnings", ()):
+        self.warnings = tuple(ready.get("warnings", ()))
+        for warning in self.warnings:
             if warning not in _WARNED:
                 _WARNED.add(warning)
                 logger.warning("sandbox layer unavailable: %s", warning)
