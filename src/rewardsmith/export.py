@@ -309,7 +309,7 @@ def render_module(
     include_base: bool = True,
 ) -> str:
     """The exported module's source; see :func:`export_rewards` for the arguments."""
-    from rewardsmith.sandbox._entry import resolve_entry
+    from rewardsmith.sandbox.pool import default_pool
 
     records = [_as_record(c) for c in candidates]
     _check_names(records, include_base)
@@ -322,7 +322,7 @@ def render_module(
         parts.append(_LOADER_SOURCE)
     for record in records:
         name = record["name"]
-        entry = resolve_entry(record["code"], name)
+        entry = default_pool().outline(record["code"]).entry(name)  # parsed in the sandbox
         parts.append(
             f"\n# {name}: generated code, verbatim\n"
             f"_SOURCE_{name} = {_string_literal(record['code'])}\n"

@@ -14,7 +14,8 @@ Accepted forms, tried in order:
 Per item problems (no code, a name that is not an identifier, a name repeated in the reply) and
 whole-reply problems (empty, nothing parsable) become
 :class:`~rewardsmith.generators.base.Rejection` records. Nothing here raises on model output
-and nothing here runs the code.
+and nothing here runs or even parses the code: Python is split into functions by a sandbox
+worker (:meth:`rewardsmith.sandbox.SandboxPool.outline`), which reports line spans only.
 
 >>> result = parse_reply('[{"name": "r", "code": "def r(prompts, completions, **kw): ...", '
 ...                      '"description": "d"}]', round=1, generator="llm")
@@ -24,7 +25,6 @@ and nothing here runs the code.
 
 from __future__ import annotations
 
-import ast
 import json
 import keyword
 import re
@@ -33,6 +33,7 @@ from typing import Any
 
 from rewardsmith.generators.base import Rejection
 from rewardsmith.rewards.candidate import Candidate
+from rewardsmith.sandbox.pool import Outline, Statement
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", flags=re.DOTALL)
 _LIST_KEYS = ("rewards", "candidates", "reward_functions", "functions")
@@ -101,7 +102,7 @@ def _find_json_items(text: str) -> list[Any] | None:
 def _loads(text: str) -> Any:
     try:
         return json.loads(text, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         return None
 
 
@@ -112,7 +113,7 @@ def _embedded_values(text: str, limit: int = 50):
     for start in starts:
         try:
             value, _ = decoder.raw_decode(text, start)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         yield value
 
@@ -158,7 +159,7 @@ def _strip_fence(code: str) -> str:
 
 def _resolve_name(name: str | None, code: str) -> str | None:
     """Keep ``name`` when ``code`` defines it; otherwise use the code's single reward function."""
-    rewards = [fn.name for fn in _top_level_functions(code) if _looks_like_reward(fn)]
+    rewards = [st.function for st in _outline(code).statements if _looks_like_reward(st)]
     if name and (name in rewards or not rewards):
         return name
     if len(rewards) == 1:
@@ -169,17 +170,16 @@ def _resolve_name(name: str | None, code: str) -> str | None:
 # --- Python ---------------------------------------------------------------------------------
 
 
-def _top_level_functions(code: str) -> list[ast.FunctionDef]:
-    tree = _parse_python(code)
-    if tree is None:
-        return []
-    return [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+def _outline(code: str) -> Outline:
+    """The top-level statements of ``code``, parsed in a sandbox worker (never here)."""
+    from rewardsmith.sandbox.pool import default_pool
+
+    return default_pool().outline(code)
 
 
-def _looks_like_reward(fn: ast.FunctionDef) -> bool:
+def _looks_like_reward(statement: Statement) -> bool:
     """A public function with a ``completions`` parameter (validation checks the rest)."""
-    params = [arg.arg for arg in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs]
-    return "completions" in params and not fn.name.startswith("_")
+    return statement.reward_like and not statement.function.startswith("_")
 
 
 def _find_python_functions(text: str) -> list[tuple[str, str, str]]:
@@ -194,39 +194,30 @@ def _find_python_functions(text: str) -> list[tuple[str, str, str]]:
 
 
 def _split_block(block: str) -> list[tuple[str, str, str]]:
-    tree = _parse_python(block)
-    if tree is None:
+    outline = _outline(block)
+    if outline.error is not None:
         # Unfenced code after a line of prose: retry from the first line that starts code.
         start = re.search(r"^(?:import |from |def )", block, flags=re.MULTILINE)
         if start is None or start.start() == 0:
             return []
         block = block[start.start() :]
-        tree = _parse_python(block)
-        if tree is None:
+        outline = _outline(block)
+        if outline.error is not None:
             return []
     lines = block.splitlines(keepends=True)
-    rewards = [n for n in tree.body if isinstance(n, ast.FunctionDef) and _looks_like_reward(n)]
-    shared = [n for n in tree.body if n not in rewards]
+    rewards = [st for st in outline.statements if _looks_like_reward(st)]
+    shared = [st for st in outline.statements if st not in rewards]
     found = []
     for fn in rewards:
-        keep = shared + [fn] if len(rewards) > 1 else list(tree.body)
-        keep.sort(key=lambda node: node.lineno)
-        code = "".join(_node_source(lines, node) for node in keep)
-        docstring = ast.get_docstring(fn) or ""
-        found.append((fn.name, code, docstring.strip().splitlines()[0] if docstring else ""))
+        keep = shared + [fn] if len(rewards) > 1 else list(outline.statements)
+        keep.sort(key=lambda st: st.start)
+        code = "".join(_statement_source(lines, st) for st in keep)
+        found.append((fn.function, code, fn.doc))
     return found
 
 
-def _parse_python(code: str) -> ast.Module | None:
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-
-
-def _node_source(lines: list[str], node: ast.stmt) -> str:
-    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-    text = "".join(lines[first - 1 : node.end_lineno])
+def _statement_source(lines: list[str], statement: Statement) -> str:
+    text = "".join(lines[statement.start - 1 : statement.end])
     return text if text.endswith("\n") else text + "\n"
 
 

@@ -1,11 +1,14 @@
 """Validate generated reward code before any trainer sees it.
 
-Stages, in order; the first failure ends validation with a :class:`Verdict` naming its stage:
+Stages, in order; the first failure ends validation with a :class:`Verdict` naming its stage.
+The source is parsed, restricted and compiled only inside a confined sandbox worker: this
+process sees nothing of it but its length and the worker's schema-checked replies.
 
-1. ``parse``: the code parses, and has one reward function (see :mod:`._entry`);
+1. ``parse``: the code parses, and has one reward function (see
+   :mod:`rewardsmith.sandbox._entry`);
 2. ``name``: the reward's name is an identifier, not taken, and shadows no built-in reward;
 3. ``restrict``: it compiles under RestrictedPython and imports only allowed modules;
-4. ``load``: the module runs in a sandbox worker (top-level code included) within the timeout;
+4. ``load``: the module runs in the sandbox worker (top-level code included) within the timeout;
 5. ``probe``: the probe battery (:mod:`.probes`) is scored, conversational batches of 1, 4 and 16
    completions, the same in plain strings, and the 16-batch again. Rejected: exceptions (the
    reason keeps the exception's last line), timeouts, output of the wrong length or type
@@ -16,14 +19,15 @@ Conversational completions are required (TRL passes them for chat datasets, as t
 a reward that fails only on plain strings is kept with the flag ``conversational_only``. Other
 flags, kept but marked: ``no_signal`` (the same score for every probe) and ``prefers_garbage``
 (a garbage completion scored above a correct, well-formatted answer to the same question).
-An accepted verdict has ``stage == "accepted"``.
+An accepted verdict has ``stage == "accepted"``; ``sandbox`` means the sandbox itself failed
+(a worker that could not start) and the code was not judged.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import keyword
+import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -31,11 +35,11 @@ from typing import Any
 
 from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
 from rewardsmith.rewards.probes import BATCHES, GARBAGE_KINDS, call_kwargs
-from rewardsmith.sandbox._entry import EntryError, resolve_entry
-from rewardsmith.sandbox._restrict import RestrictionError, check_restricted
-from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, CallResult, SandboxPool
+from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, CallResult, SandboxPool, clean_text
 
-STAGES = ("parse", "name", "restrict", "load", "probe", "accepted")
+logger = logging.getLogger(__name__)
+
+STAGES = ("parse", "name", "restrict", "load", "probe", "sandbox", "accepted")
 MAX_CODE_CHARS = 100_000
 #: Whole-validation budget: a hostile file is rejected well within a minute.
 TOTAL_BUDGET_S = 45.0
@@ -87,29 +91,43 @@ def name_problem(name: str, taken_names: Collection[str] = ()) -> str | None:
     return None
 
 
-def _static_stages(
-    code: str, name: str | None, taken_names: Collection[str]
-) -> tuple[str | None, Verdict | None]:
-    """Parse, name and restrict stages: (the reward's name, a rejection or ``None``)."""
+def _precheck(code: Any, name: str | None, taken_names: Collection[str]) -> Verdict | None:
+    """What the parent checks without parsing: type, size, and a name given by the caller."""
     if not isinstance(code, str) or not code.strip():
-        return name, Verdict(False, name, "parse", "empty code")
+        return Verdict(False, name, "parse", "empty code")
     if len(code) > MAX_CODE_CHARS:
-        return name, Verdict(False, name, "parse", f"code longer than {MAX_CODE_CHARS} chars")
-    try:
-        tree = ast.parse(code)
-        reward_name = name or resolve_entry(tree, name)
-        resolve_entry(tree, reward_name)
-    except SyntaxError as exc:
-        return name, Verdict(False, name, "parse", f"line {exc.lineno}: {exc.msg}")
-    except EntryError as exc:
-        return name, Verdict(False, name, "parse", str(exc))
-    problem = name_problem(reward_name, taken_names)
-    if problem is not None:
-        return reward_name, Verdict(False, reward_name, "name", problem)
-    try:
-        check_restricted(code)
-    except RestrictionError as exc:
-        return reward_name, Verdict(False, reward_name, "restrict", str(exc))
+        return Verdict(False, name, "parse", f"code longer than {MAX_CODE_CHARS} chars")
+    if name is not None:
+        problem = name_problem(name, taken_names)
+        if problem is not None:
+            return Verdict(False, name, "name", problem)
+    return None
+
+
+def _load_stage(
+    pool: SandboxPool,
+    code: str,
+    name: str | None,
+    taken_names: Collection[str],
+    timeout_s: float,
+) -> tuple[str | None, Verdict | None]:
+    """Parse, name, restrict and load, all but the name check inside the sandbox worker.
+
+    Returns (the reward's name, a rejection or ``None``).
+    """
+    loaded = pool.load(code, name, timeout_s=timeout_s)
+    reward_name = name or loaded.entry
+    if loaded.stage == "parse":
+        return reward_name, Verdict(False, reward_name, "parse", loaded.error or "does not parse")
+    if reward_name is not None:
+        problem = name_problem(reward_name, taken_names)
+        if problem is not None:
+            return reward_name, Verdict(False, reward_name, "name", problem)
+    if not loaded.ok:
+        stage = loaded.stage if loaded.stage in ("restrict", "load") else "load"
+        return reward_name, Verdict(False, reward_name, stage, loaded.error or "failed to load")
+    if reward_name is None:  # a worker that loads must name the entry; treat silence as broken
+        return None, Verdict(False, None, "load", "the sandbox did not report the reward's name")
     return reward_name, None
 
 
@@ -132,9 +150,17 @@ def _failure_reason(label: str, result: CallResult) -> str:
 
 
 def _probe_stage(
-    pool: SandboxPool, code: str, name: str, timeout_s: float, deadline: float
+    pool: SandboxPool,
+    code: str,
+    key_name: str | None,
+    name: str,
+    timeout_s: float,
+    deadline: float,
 ) -> Verdict:
-    """Run the probe battery on a loaded reward; the final verdict."""
+    """Run the probe battery on a loaded reward; the final verdict.
+
+    ``key_name`` is the name the reward was loaded under (``None`` when the worker found it).
+    """
     scores: dict[tuple[str, bool], tuple[float | None, ...]] = {}
     flags: list[str] = []
     plain_error = ""
@@ -144,7 +170,7 @@ def _probe_stage(
         if remaining <= 0:
             return CallResult(ok=False, error="probe battery exceeded its time budget")
         kwargs = call_kwargs(BATCHES[batch], conversational)
-        return pool.call(code, name, timeout_s=min(timeout_s, remaining), **kwargs)
+        return pool.call(code, key_name, timeout_s=min(timeout_s, remaining), **kwargs)
 
     for batch, conversational in _PROBE_CALLS:
         label = f"probe {batch} ({'conversational' if conversational else 'plain strings'})"
@@ -183,28 +209,43 @@ def validate_reward_code(
     pool: SandboxPool | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Verdict:
-    """Run every validation stage on ``code``; never raises for anything the code does.
+    """Run every validation stage on ``code``; never raises, whatever the code or the sandbox do.
 
     ``name`` picks the reward (and names it) when the code defines several functions;
     ``taken_names`` are names already used in this search; ``pool`` is reused when given (the
     reward's worker is discarded afterwards), else a private pool is started and closed;
     ``timeout_s`` bounds each load or probe call, and the whole run takes at most
-    ``TOTAL_BUDGET_S`` seconds plus one timeout.
+    ``TOTAL_BUDGET_S`` seconds plus one timeout. The code is parsed, restricted and compiled
+    only inside a sandbox worker. A failure of the sandbox itself (a worker that cannot start)
+    is a rejection at stage ``sandbox``.
     """
+    try:
+        return _validate(code, name, taken_names, pool, timeout_s)
+    except Exception as exc:  # noqa: BLE001 - validation must record, never raise
+        logger.exception("validation of %s could not run", name or "a reward")
+        return Verdict(False, name, "sandbox", f"validation could not run: {clean_text(str(exc))}")
+
+
+def _validate(
+    code: str,
+    name: str | None,
+    taken_names: Collection[str],
+    pool: SandboxPool | None,
+    timeout_s: float,
+) -> Verdict:
     deadline = time.monotonic() + TOTAL_BUDGET_S
-    reward_name, rejection = _static_stages(code, name, taken_names)
+    rejection = _precheck(code, name, taken_names)
     if rejection is not None:
         return rejection
-    assert reward_name is not None  # set whenever no rejection came back
     own_pool = pool is None
     active = pool if pool is not None else SandboxPool(max_workers=1)
     try:
-        loaded = active.load(code, reward_name, timeout_s=timeout_s)
-        if not loaded.ok:
-            return Verdict(False, reward_name, "load", loaded.error or "failed to load")
-        return _probe_stage(active, code, reward_name, timeout_s, deadline)
+        reward_name, rejection = _load_stage(active, code, name, taken_names, timeout_s)
+        if rejection is not None:
+            return rejection
+        return _probe_stage(active, code, name, reward_name, timeout_s, deadline)
     finally:
         if own_pool:
             active.close()
         else:
-            active.discard(code, reward_name)
+            active.discard(code, name)

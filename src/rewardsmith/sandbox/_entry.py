@@ -11,10 +11,17 @@ other functions are helpers.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 
 
 class EntryError(ValueError):
     """No reward function, or an ambiguous one, or one that breaks the calling contract."""
+
+
+def has_completions(func: ast.FunctionDef) -> bool:
+    """Whether ``func`` names a ``completions`` parameter (of any kind)."""
+    args = func.args
+    return "completions" in [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
 
 
 def follows_contract(func: ast.FunctionDef) -> bool:
@@ -29,26 +36,40 @@ def _top_level_functions(tree: ast.Module) -> list[ast.FunctionDef]:
 
 
 def resolve_entry(code: str | ast.Module, name: str | None = None) -> str:
-    """The name of the reward function in ``code``; raises :class:`EntryError` when unclear."""
+    """The name of the reward function in ``code``; raises :class:`EntryError` when unclear.
+
+    Parses ``code``: call it only inside a sandbox worker (or on trusted source).
+    """
     tree = ast.parse(code) if isinstance(code, str) else code
-    functions = _top_level_functions(tree)
-    by_name = {f.name: f for f in functions}
+    functions = [(f.name, follows_contract(f)) for f in _top_level_functions(tree)]
+    return choose_entry(functions, name)
+
+
+def choose_entry(functions: Sequence[tuple[str, bool]], name: str | None = None) -> str:
+    """The rule of :func:`resolve_entry` on (function name, follows the contract) pairs.
+
+    >>> choose_entry([("_h", False), ("r", True)])
+    'r'
+    >>> choose_entry([("a", True), ("b", True)], "b")
+    'b'
+    """
+    by_name = dict(functions)
     if name is not None and name in by_name:
-        chosen = by_name[name]
+        chosen, ok = name, by_name[name]
     else:
-        candidates = [f for f in functions if follows_contract(f) and not f.name.startswith("_")]
+        candidates = [f for f, ok in functions if ok and not f.startswith("_")]
         if not candidates:
             raise EntryError(
                 "no top-level function follows the reward contract "
                 "`def name(prompts, completions, answer, **kwargs)`"
             )
         if len(candidates) > 1:
-            listed = ", ".join(f.name for f in candidates)
-            raise EntryError(f"several functions could be the reward ({listed}); name one")
-        chosen = candidates[0]
-    if not follows_contract(chosen):
+            raise EntryError(f"several functions could be the reward ({', '.join(candidates)}); "
+                             "name one")  # fmt: skip
+        chosen, ok = candidates[0], True
+    if not ok:
         raise EntryError(
-            f"{chosen.name}() must accept `completions` by keyword and `**kwargs` "
+            f"{chosen}() must accept `completions` by keyword and `**kwargs` "
             "(TRL passes every dataset column as a keyword)"
         )
-    return chosen.name
+    return chosen

@@ -44,6 +44,15 @@ def _scrubbed_env(workdir: str) -> dict[str, str]:
     }
 
 
+def _pending_bytes(fd: int) -> int:
+    """Bytes waiting to be read on a pipe."""
+    try:
+        raw = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return struct.unpack("i", raw)[0]
+
+
 class WorkerProcess:
     """A started worker. Not thread-safe by itself: hold :attr:`lock` around :meth:`request`."""
 
@@ -55,6 +64,7 @@ class WorkerProcess:
     ) -> None:
         self.lock = threading.Lock()
         self.loaded = False
+        self.entry: str | None = None  # the reward function's name, once loaded
         self.workdir = tempfile.mkdtemp(prefix="rewardsmith-sandbox-")
         if os.geteuid() == 0:
             os.chown(self.workdir, NOBODY_ID, NOBODY_ID)
@@ -77,8 +87,10 @@ class WorkerProcess:
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
+        self._seq = 0
         try:
-            ready = _protocol.read_message(self._out, time.monotonic() + startup_timeout_s)
+            ready = _protocol.read_reply(self._out, time.monotonic() + startup_timeout_s)
+            _protocol.check_reply(ready, "ready", 0)
         except _protocol.ProtocolError as exc:
             reason = self.describe_exit()
             self.kill()
@@ -98,18 +110,24 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, message: dict[str, Any] | bytes, timeout_s: float) -> dict[str, Any]:
-        """Send ``message`` (a dict or an encoded frame) and wait for the reply.
+    def request(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send ``message`` (a dict with ``op``) and wait for its schema-checked reply.
 
-        Raises :class:`~._protocol.DeadlineExceeded` on timeout and
-        :class:`~._protocol.ProtocolError` when the worker died or sent garbage.
+        The message gets the next sequence number; the reply must echo it and its ``op``, be
+        the only frame in the pipe and fit the op's schema (:func:`~._protocol.check_reply`).
+        Raises :class:`~._protocol.DeadlineExceeded` on timeout,
+        :class:`~._protocol.ForgedReply` for a reply that breaks those rules and
+        :class:`~._protocol.ProtocolError` when the worker died; after any of them the worker
+        must be killed.
         """
         deadline = time.monotonic() + timeout_s
-        frame = message if isinstance(message, bytes) else _protocol.encode(message)
+        self._seq += 1
+        seq, op = self._seq, message["op"]
+        frame = _protocol.encode({**message, "seq": seq})
         _protocol.write_frame(self._in, frame, deadline)
         try:
-            reply = _protocol.read_message(self._out, deadline)
-        except _protocol.DeadlineExceeded:
+            reply = _protocol.read_reply(self._out, deadline)
+        except (_protocol.DeadlineExceeded, _protocol.ForgedReply):
             raise
         except _protocol.ProtocolError as exc:
             if self._unread_request_bytes() > 0:  # it died before reading all of the request
@@ -117,17 +135,14 @@ class WorkerProcess:
                     f"worker died before reading the request: {exc}"
                 ) from exc
             raise
-        if not isinstance(reply, dict):
-            raise _protocol.ProtocolError(f"reply is a {type(reply).__name__}, not an object")
+        _protocol.check_reply(reply, op, seq)
+        if _pending_bytes(self._out):
+            raise _protocol.ForgedReply("the worker wrote more than one reply to a request")
         return reply
 
     def _unread_request_bytes(self) -> int:
         """Bytes of our last request still in the pipe (FIONREAD works on the write end)."""
-        try:
-            raw = fcntl.ioctl(self._in, termios.FIONREAD, b"\0\0\0\0")
-        except OSError:
-            return 0
-        return struct.unpack("i", raw)[0]
+        return _pending_bytes(self._in)
 
     def describe_exit(self) -> str:
         """Why the worker ended (signal or exit code) and the tail of its stderr."""

@@ -4,21 +4,33 @@ Messages are JSON objects framed by a 4-byte big-endian length. JSON, not pickle
 directions: a compromised worker must not be able to make the parent unpickle anything. Reads and
 writes take an optional deadline (``time.monotonic()`` value) so the parent never blocks on a
 hung worker.
+
+The parent treats every reply as hostile (the worker may be running escaped code that writes
+its own frames): a reply is read with a size cap (:data:`MAX_REPLY_BYTES`), must be a flat JSON
+object (no container deeper than a list of scalars, checked before ``json.loads`` recurses),
+must echo the request's sequence number and operation, and must match the operation's schema
+(:func:`check_reply`). Anything else raises :class:`ForgedReply`, and the pool kills the worker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
 from typing import Any
 
 _HEADER = struct.Struct(">I")
-#: Largest message either side accepts; a worker sending more is treated as broken.
+#: Largest request the worker accepts (a batch of long completions fits comfortably).
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Largest reply the parent accepts: values for ~100k completions or a 2,000-char error.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+#: Longest error text a reply may carry (the worker truncates to 2,000 characters).
+MAX_ERROR_CHARS = 4000
 
 
 class ProtocolError(Exception):
@@ -31,6 +43,10 @@ class DeadlineExceeded(ProtocolError):
 
 class SendFailed(ProtocolError):
     """The peer closed its end before reading the whole message (it was already dead)."""
+
+
+class ForgedReply(ProtocolError):
+    """A reply that is oversized, nested, malformed, out of sequence or off-schema."""
 
 
 def _wait(fd: int, deadline: float | None, for_write: bool) -> None:
@@ -46,9 +62,20 @@ def _wait(fd: int, deadline: float | None, for_write: bool) -> None:
         raise DeadlineExceeded("deadline passed")
 
 
+def _jsonable(value: Any) -> Any:
+    """What JSON cannot hold as is: dataclasses (TRL's ``TrainerState``) and arrays/tensors."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def encode(message: Any) -> bytes:
     """One framed message; raises ``TypeError``/``ValueError`` for what JSON cannot hold."""
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    payload = json.dumps(
+        message, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+    ).encode()
     return _HEADER.pack(len(payload)) + payload
 
 
@@ -88,15 +115,57 @@ def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def read_message(fd: int, deadline: float | None = None) -> Any:
+def read_message(fd: int, deadline: float | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     """Receive one JSON message; raises :class:`ProtocolError` on EOF, garbage or timeout."""
     (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    if size > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {size} bytes exceeds the limit")
+    if size > max_bytes:
+        raise ForgedReply(f"message of {size} bytes exceeds the limit of {max_bytes}")
     try:
         return json.loads(_read_exact(fd, size, deadline))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"malformed message: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ForgedReply(f"malformed message: {str(exc)[:200]}") from exc
+
+
+def read_reply(fd: int, deadline: float | None = None) -> dict[str, Any]:
+    """Receive one reply from a worker: capped in size and flat before it is decoded.
+
+    Raises :class:`ForgedReply` for anything that is not a flat JSON object.
+    """
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+    if size > MAX_REPLY_BYTES:
+        raise ForgedReply(f"reply of {size} bytes exceeds the limit of {MAX_REPLY_BYTES}")
+    payload = _read_exact(fd, size, deadline)
+    if nesting_depth(payload) > 2:
+        raise ForgedReply("reply is nested deeper than an object of lists")
+    try:
+        reply = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ForgedReply(f"malformed reply: {str(exc)[:200]}") from exc
+    if not isinstance(reply, dict):
+        raise ForgedReply(f"reply is a {type(reply).__name__}, not an object")
+    return reply
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def nesting_depth(payload: bytes) -> int:
+    """The deepest bracket nesting of a JSON text, ignoring brackets inside strings.
+
+    Linear and non-recursive, so a hostile reply cannot exhaust the parent's stack.
+
+    >>> nesting_depth(b'{"a": [1, "]]"]}'), nesting_depth(b'[[[]]]'), nesting_depth(rb'["\\", [1]]')
+    (2, 3, 2)
+    """
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub(b'""', payload)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def coerce_values(values: Any, n: int) -> list[float | None]:
@@ -134,3 +203,76 @@ def coerce_values(values: Any, n: int) -> list[float | None]:
             raise ValueError(f"value {i} is {number}, not a finite float")
         out.append(number)
     return out
+
+
+#: Per operation: field -> kind. Kinds: "str", "int", "num" (finite, >= 0), "bool",
+#: "strs" / "ints" / "bools" / "values" (lists of scalars of that kind; values: numbers or null).
+_SCHEMAS: dict[str, dict[str, str]] = {
+    "ready": {"op": "str", "seq": "int", "layers": "strs", "warnings": "strs"},
+    "load": {"op": "str", "seq": "int", "ok": "bool", "stage": "str", "error": "str",
+             "entry": "str", "cpu_s": "num"},
+    "call": {"op": "str", "seq": "int", "ok": "bool", "values": "values", "error": "str",
+             "cpu_s": "num", "call_cpu_s": "num"},
+    "inspect": {"op": "str", "seq": "int", "ok": "bool", "error": "str", "cpu_s": "num",
+                "starts": "ints", "ends": "ints", "defs": "strs", "reward_like": "bools",
+                "contract": "bools", "docs": "strs"},
+}  # fmt: skip
+#: Longest list a reply may hold (values of one call, layers, top-level statements).
+MAX_LIST_ITEMS = 200_000
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0
+
+
+_ITEM_CHECKS = {
+    "strs": lambda v: isinstance(v, str) and len(v) <= MAX_ERROR_CHARS,
+    "ints": _is_int,
+    "bools": lambda v: isinstance(v, bool),
+    "values": lambda v: v is None or (not isinstance(v, bool) and isinstance(v, int | float)),
+}
+_SCALAR_CHECKS = {
+    "str": lambda v: isinstance(v, str) and len(v) <= MAX_ERROR_CHARS,
+    "int": _is_int,
+    "num": _is_num,
+    "bool": lambda v: isinstance(v, bool),
+}
+
+
+def check_reply(reply: dict[str, Any], op: str, seq: int) -> dict[str, Any]:
+    """``reply`` when it answers request ``seq`` of kind ``op`` and fits that op's schema.
+
+    Raises :class:`ForgedReply` naming the first problem. Values are checked for type here and
+    for count and finiteness by :func:`coerce_values`.
+
+    >>> check_reply({"op": "call", "seq": 3, "ok": True, "values": [1.0]}, "call", 3)["ok"]
+    True
+    >>> check_reply({"op": "call", "seq": 2}, "call", 3)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    rewardsmith.sandbox._protocol.ForgedReply: reply to request 3 (call) carries seq 2
+    """
+    schema = _SCHEMAS[op]
+    if reply.get("op") != op:
+        raise ForgedReply(f"reply to request {seq} ({op}) is a {str(reply.get('op'))[:20]!r}")
+    if reply.get("seq") != seq:
+        raise ForgedReply(f"reply to request {seq} ({op}) carries seq {reply.get('seq')!r:.20}")
+    unknown = set(reply) - set(schema)
+    if unknown:
+        raise ForgedReply(f"reply has unknown fields {sorted(unknown)[:5]}")
+    if op != "ready" and "ok" not in reply:
+        raise ForgedReply("reply lacks 'ok'")
+    for key, value in reply.items():
+        kind = schema[key]
+        if kind in _ITEM_CHECKS:
+            valid = isinstance(value, list) and len(value) <= MAX_LIST_ITEMS
+            valid = valid and all(map(_ITEM_CHECKS[kind], value))
+        else:
+            valid = _SCALAR_CHECKS[kind](value)
+        if not valid:
+            raise ForgedReply(f"reply field {key!r} is not a valid {kind}")
+    return reply

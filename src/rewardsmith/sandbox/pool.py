@@ -45,11 +45,12 @@ import atexit
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rewardsmith.sandbox import _protocol
@@ -61,12 +62,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 5.0
 _MAX_ERROR_CHARS = 2000
 
-__all__ = ["CallResult", "Limits", "SandboxPool", "SandboxedReward", "default_pool"]
+__all__ = [
+    "CallResult",
+    "Limits",
+    "Outline",
+    "SandboxPool",
+    "SandboxedReward",
+    "Statement",
+    "default_pool",
+]
 
 
 @dataclass(frozen=True)
 class CallResult:
-    """The outcome of one sandboxed load or call; ``values`` is empty unless ``ok``."""
+    """The outcome of one sandboxed load or call; ``values`` is empty unless ``ok``.
+
+    ``stage`` (loads only) names where a load failed: ``parse``, ``restrict`` or ``load``;
+    ``entry`` is the reward function's name once the code parsed; ``cpu_s`` is the CPU time
+    the reward's own code used in a call. ``error`` is plain text: control characters and
+    terminal escape sequences are removed (the text comes from untrusted code).
+    """
 
     ok: bool
     values: tuple[float | None, ...] = ()
@@ -74,24 +89,78 @@ class CallResult:
     timed_out: bool = False
     crashed: bool = False
     duration_s: float = 0.0
+    stage: str | None = None
+    entry: str | None = None
+    cpu_s: float = 0.0
 
 
-def _frame(kwargs: dict[str, Any], n: int) -> bytes:
-    """Encode a call; keyword arguments JSON cannot carry (``trainer_state``...) are dropped."""
-    try:
-        return _protocol.encode({"op": "call", "kwargs": kwargs, "n": n})
-    except (TypeError, ValueError):
-        plain = {}
-        for key, value in kwargs.items():
-            try:
-                _protocol.encode(value)
-            except (TypeError, ValueError):
-                if key in ("prompts", "completions"):
-                    raise
-                logger.debug("not passing %r to a sandboxed reward: not JSON-serialisable", key)
-                continue
-            plain[key] = value
-        return _protocol.encode({"op": "call", "kwargs": plain, "n": n})
+# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \\) and two-character escapes.
+_ANSI_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
+    """``text`` with terminal escape sequences removed and control characters as spaces.
+
+    Error text from a reward reaches logs and the terminal; it must not move the cursor,
+    recolour the screen, forge log lines or reorder text (bidi controls).
+
+    >>> clean_text("boom\\x1b[2J\\x1b[31mred\\nINFO fake")
+    'boomred INFO fake'
+    """
+    return _CONTROL.sub(" ", _ANSI_SEQUENCE.sub("", text))[:limit]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One top-level statement of a source text, as a sandbox worker parsed it."""
+
+    start: int  # first line, decorators included (1-based)
+    end: int  # last line
+    function: str  # the function's name, or "" when the statement is not a ``def``
+    reward_like: bool  # a function with a ``completions`` parameter
+    contract: bool  # a function that follows the whole reward contract (``**kwargs`` too)
+    doc: str  # the first line of the function's docstring
+
+
+@dataclass(frozen=True)
+class Outline:
+    """The top-level structure of untrusted source, or why it does not parse (``error``)."""
+
+    statements: tuple[Statement, ...] = ()
+    error: str | None = None
+
+    def entry(self, name: str | None = None) -> str:
+        """The reward function's name by the rule of :func:`._entry.resolve_entry`."""
+        from rewardsmith.sandbox._entry import EntryError, choose_entry
+
+        if self.error is not None:
+            raise EntryError(f"the code does not parse: {self.error}")
+        functions = [(s.function, s.contract) for s in self.statements if s.function]
+        return choose_entry(functions, name)
+
+
+def _outline_from(reply: dict[str, Any]) -> Outline:
+    columns = [reply.get(k, []) for k in ("starts", "ends", "defs", "reward_like", "contract",
+                                          "docs")]  # fmt: skip
+    if len({len(c) for c in columns}) != 1:
+        return Outline(error="the sandbox sent an inconsistent outline")
+    return Outline(tuple(Statement(*row) for row in zip(*columns, strict=True)))
+
+
+def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` less what JSON cannot carry (``prompts``/``completions`` must be carried)."""
+    plain = {}
+    for key, value in kwargs.items():
+        try:
+            _protocol.encode(value)
+        except (TypeError, ValueError):
+            if key in ("prompts", "completions"):
+                raise
+            logger.debug("not passing %r to a sandboxed reward: not JSON-serialisable", key)
+            continue
+        plain[key] = value
+    return plain
 
 
 class SandboxPool:
@@ -171,22 +240,27 @@ class SandboxPool:
         worker.kill()
 
     def _request(
-        self, key: str, worker: WorkerProcess, frame: bytes, timeout_s: float
+        self, key: str, worker: WorkerProcess, message: dict[str, Any], timeout_s: float
     ) -> dict[str, Any] | CallResult:
-        """One request; a timeout or a dead worker becomes a failed result and a fresh worker."""
+        """One request; a timeout, a dead worker or a forged reply becomes a failed result
+        and a fresh worker."""
         try:
-            reply = worker.request(frame, timeout_s)
+            reply = worker.request(message, timeout_s)
         except _protocol.SendFailed:
             self._drop(key, worker)  # died before this request reached it: not this call's doing
             raise
         except _protocol.DeadlineExceeded:
             self._drop(key, worker)
             return CallResult(ok=False, error=f"timed out after {timeout_s:g}s", timed_out=True)
+        except _protocol.ForgedReply as exc:
+            self._drop(key, worker)
+            logger.warning("sandbox worker %d broke the protocol: %s", worker.pid, exc)
+            return CallResult(ok=False, error=f"worker broke the protocol ({exc})", crashed=True)
         except _protocol.ProtocolError as exc:
             reason = worker.describe_exit()
             self._drop(key, worker)
             return CallResult(ok=False, error=f"worker crashed ({exc}; {reason})", crashed=True)
-        if float(reply.get("cpu_s", 0.0)) > self.limits.cpu_s / 2:
+        if reply.get("cpu_s", 0.0) > self.limits.cpu_s / 2:
             self._drop(key, worker)  # retire before RLIMIT_CPU kills it mid-call
         return reply
 
@@ -198,12 +272,15 @@ class SandboxPool:
         if worker.loaded:
             return None
         message = {"op": "load", "code": code, "name": name, "restricted": restricted}
-        reply = self._request(key, worker, _protocol.encode(message), timeout_s)
+        reply = self._request(key, worker, message, timeout_s)
         if isinstance(reply, CallResult):
-            return reply
-        if not reply.get("ok"):
+            return replace(reply, stage="load")
+        worker.entry = reply.get("entry")
+        if not reply["ok"]:
             self._drop(key, worker)
-            return CallResult(ok=False, error=str(reply.get("error"))[:_MAX_ERROR_CHARS])
+            error = str(reply.get("error") or "failed to load")
+            return CallResult(ok=False, error=error, stage=reply.get("stage") or "load",
+                              entry=worker.entry)  # fmt: skip
         worker.loaded = True
         return None
 
@@ -218,12 +295,19 @@ class SandboxPool:
         """Load ``code`` into its worker (compile and run the module, find the reward)."""
         start = time.perf_counter()
         result = self._run(code, name, None, timeout_s, restricted)
-        return _timed(result if isinstance(result, CallResult) else CallResult(ok=True), start)
+        if isinstance(result, dict):
+            result = CallResult(ok=True, entry=result.get("entry"))
+        return _finish(result, start)
 
     def _run(
-        self, code: str, name: str | None, frame: bytes | None, timeout_s: float, restricted: bool
+        self,
+        code: str,
+        name: str | None,
+        message: dict[str, Any] | None,
+        timeout_s: float,
+        restricted: bool,
     ) -> dict[str, Any] | CallResult:
-        """Load (once) and, with a ``frame``, call; retried once when the worker was found dead.
+        """Load (once) and, with a ``message``, call; retried once when the worker was found dead.
 
         A worker can die between calls for reasons that are not the reward's (it is killed by
         the parent-death signal when the thread that started it exits); a request it never read
@@ -238,9 +322,9 @@ class SandboxPool:
             try:
                 with worker.lock:
                     failure = self._ensure_loaded(key, worker, code, name, restricted, timeout_s)
-                    if failure is not None or frame is None:
-                        return failure or {"ok": True}
-                    return self._request(key, worker, frame, timeout_s)
+                    if failure is not None or message is None:
+                        return failure or {"ok": True, "entry": worker.entry}
+                    return self._request(key, worker, message, timeout_s)
             except _protocol.SendFailed as exc:
                 if attempt == 2:
                     return CallResult(ok=False, error=f"worker unreachable: {exc}", crashed=True)
@@ -266,20 +350,51 @@ class SandboxPool:
         """
         start = time.perf_counter()
         n = len(completions)
+        kwargs = {"prompts": prompts, "completions": completions, **kwargs}
         try:
-            frame = _frame({"prompts": prompts, "completions": completions, **kwargs}, n)
-        except (TypeError, ValueError) as exc:
-            return _timed(CallResult(ok=False, error=f"inputs not serialisable: {exc}"), start)
-        reply = self._run(code, name, frame, timeout_s, restricted)
+            _protocol.encode(kwargs)
+        except (TypeError, ValueError):
+            try:
+                kwargs = _plain_kwargs(kwargs)
+            except (TypeError, ValueError) as exc:
+                return _finish(CallResult(ok=False, error=f"inputs not serialisable: {exc}"), start)
+        reply = self._run(
+            code, name, {"op": "call", "kwargs": kwargs, "n": n}, timeout_s, restricted
+        )
         if isinstance(reply, CallResult):
-            return _timed(reply, start)
-        if not reply.get("ok"):
-            return _timed(CallResult(ok=False, error=str(reply.get("error"))[:2000]), start)
+            return _finish(reply, start)
+        cost = float(reply.get("call_cpu_s", 0.0))
+        if not reply["ok"]:
+            return _finish(CallResult(ok=False, error=str(reply.get("error")), cpu_s=cost), start)
         try:
             values = _protocol.coerce_values(reply.get("values"), n)
         except ValueError as exc:
-            return _timed(CallResult(ok=False, error=f"bad output: {exc}"), start)
-        return _timed(CallResult(ok=True, values=tuple(values)), start)
+            return _finish(CallResult(ok=False, error=f"bad output: {exc}", cpu_s=cost), start)
+        return _finish(CallResult(ok=True, values=tuple(values), cpu_s=cost), start)
+
+    def outline(self, code: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Outline:
+        """Parse ``code`` in a worker and describe its top-level statements; never raises.
+
+        For splitting untrusted text (an LLM's reply) into functions without parsing it here.
+        """
+        key = "outline"
+        for attempt in (1, 2):
+            try:
+                worker = self._worker_for(key)
+                with worker.lock:
+                    reply = self._request(key, worker, {"op": "inspect", "code": code}, timeout_s)
+            except _protocol.SendFailed:
+                if attempt == 2:
+                    return Outline(error="sandbox worker unreachable")
+                continue
+            except (OSError, RuntimeError) as exc:
+                return Outline(error=clean_text(str(exc)))
+            if isinstance(reply, CallResult):
+                return Outline(error=clean_text(reply.error or "sandbox failure"))
+            if not reply["ok"]:
+                return Outline(error=clean_text(str(reply.get("error"))))
+            return _outline_from(reply)
+        raise AssertionError("unreachable")
 
     def discard(self, code: str, name: str | None = None, *, restricted: bool = True) -> None:
         """Stop the worker holding this reward, if any."""
@@ -305,15 +420,10 @@ class SandboxPool:
             worker.kill()
 
 
-def _timed(result: CallResult, start: float) -> CallResult:
-    return CallResult(
-        ok=result.ok,
-        values=result.values,
-        error=result.error,
-        timed_out=result.timed_out,
-        crashed=result.crashed,
-        duration_s=time.perf_counter() - start,
-    )
+def _finish(result: CallResult, start: float) -> CallResult:
+    """``result`` with its duration and its error text made safe to print."""
+    error = None if result.error is None else clean_text(result.error)
+    return replace(result, error=error, duration_s=time.perf_counter() - start)
 
 
 _default_pool: SandboxPool | None = None
