@@ -17,8 +17,10 @@ process sees nothing of it but its length and the worker's schema-checked replie
 
 Conversational completions are required (TRL passes them for chat datasets, as the paper does);
 a reward that fails only on plain strings is kept with the flag ``conversational_only``. Other
-flags, kept but marked: ``no_signal`` (the same score for every probe) and ``prefers_garbage``
-(a garbage completion scored above a correct, well-formatted answer to the same question).
+flags, kept but marked: ``no_signal`` (the same score for every probe), ``prefers_garbage``
+(a garbage completion scored above a correct, well-formatted answer to the same question) and
+``slow`` (more than ``SLOW_CALL_CPU_S`` of CPU per 16 completions). A reward costing more than
+``MAX_CALL_CPU_S`` of CPU per 16 completions is rejected, with the figure.
 An accepted verdict has ``stage == "accepted"``; ``sandbox`` means the sandbox itself failed
 (a worker that could not start) and the code was not judged.
 """
@@ -41,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("parse", "name", "restrict", "load", "probe", "sandbox", "accepted")
 MAX_CODE_CHARS = 100_000
+#: Per-call CPU budget for a batch of 16 completions (scaled for other sizes), measured in the
+#: worker as the cheaper of two identical calls: above it a reward is rejected (a GRPO step on
+#: a GPU takes about a second; a reward must not double it). Above ``SLOW_CALL_CPU_S`` it is
+#: accepted with the flag ``slow``.
+MAX_CALL_CPU_S = 0.25
+SLOW_CALL_CPU_S = 0.05
 #: Whole-validation budget: a hostile file is rejected well within a minute.
 TOTAL_BUDGET_S = 45.0
 _PROBE_CALLS = (("batch1", True), ("batch4", True), ("batch16", True),
@@ -145,6 +153,15 @@ def _garbage_preferred(values: tuple[float | None, ...]) -> bool:
     return False
 
 
+def _cost_problem(cpu_s: float, n: int) -> str | None:
+    """Why a call costing ``cpu_s`` of CPU for ``n`` completions is too slow, else ``None``."""
+    budget = MAX_CALL_CPU_S * n / 16
+    if cpu_s <= budget:
+        return None
+    return (f"too slow: {cpu_s:.3f} s of CPU per call of {n} completions (budget {budget:.3f} s; "
+            "a reward runs on every batch of every GRPO step)")  # fmt: skip
+
+
 def _failure_reason(label: str, result: CallResult) -> str:
     return f"{label}: {result.error}"
 
@@ -164,6 +181,7 @@ def _probe_stage(
     scores: dict[tuple[str, bool], tuple[float | None, ...]] = {}
     flags: list[str] = []
     plain_error = ""
+    first_cost = 0.0
 
     def run(batch: str, conversational: bool) -> CallResult:
         remaining = deadline - time.monotonic()
@@ -182,6 +200,12 @@ def _probe_stage(
             plain_error = f" (fails on plain-string completions: {result.error})"
             break
         scores[(batch, conversational)] = result.values
+        if (batch, conversational) == ("batch16", True):
+            first_cost = result.cpu_s
+            # Clearly too slow already: stop here rather than spend the rest of the battery.
+            too_slow = _cost_problem(first_cost / 4, len(result.values))
+            if too_slow is not None:
+                return Verdict(False, name, "probe", _cost_problem(first_cost, len(result.values)))
     again = run("batch16", True)
     if not again.ok:
         return Verdict(False, name, "probe", _failure_reason("probe batch16 (repeat)", again))
@@ -190,6 +214,12 @@ def _probe_stage(
         i = next(i for i, (a, b) in enumerate(zip(first, again.values, strict=True)) if a != b)
         reason = f"non-deterministic: completion {i} of the same batch scored {first[i]} then "
         return Verdict(False, name, "probe", reason + f"{again.values[i]}")
+    cpu_s = min(first_cost, again.cpu_s)
+    too_slow = _cost_problem(cpu_s, len(first))
+    if too_slow is not None:
+        return Verdict(False, name, "probe", too_slow)
+    if cpu_s > SLOW_CALL_CPU_S * len(first) / 16:
+        flags.append("slow")
     # Signal is judged on the conversational probes: the format a trainer passes.
     distinct = {v for (_, conv), values in scores.items() if conv for v in values}
     distinct.discard(None)

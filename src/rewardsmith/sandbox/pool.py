@@ -456,7 +456,10 @@ class SandboxedReward:
     returns ``[None] * len(completions)`` and is counted: :attr:`failures`, :attr:`timeouts`,
     :attr:`calls`, :attr:`last_error` (:attr:`last_result` holds the last :class:`CallResult`,
     with its duration), so a trainer can fail a trial past a threshold (:attr:`failure_rate`).
-    Counters are per object, not shared between pickled copies.
+    Counters are per object, not shared between pickled copies, and outlive workers: a reward
+    whose worker is replaced after a timeout starts afresh in the new worker, but after
+    ``max_timeouts`` timeouts the reward is disabled (every later call fails at once), so a
+    reward that hangs every N calls cannot hide behind worker restarts.
     """
 
     def __init__(
@@ -466,11 +469,14 @@ class SandboxedReward:
         *,
         pool: SandboxPool | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_timeouts: int = 3,
     ) -> None:
         self.code = code
         self.__name__ = name
         self.__qualname__ = name
         self.timeout_s = timeout_s
+        self.max_timeouts = max_timeouts
+        self.restricted = True  # False only in tests that simulate a language-layer escape
         self.pool = pool
         self.calls = 0
         self.failures = 0
@@ -494,16 +500,26 @@ class SandboxedReward:
     def __call__(
         self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:
-        pool = self.pool or default_pool()
-        result = pool.call(
-            self.code, self.__name__, prompts, completions, timeout_s=self.timeout_s, **kwargs
-        )
+        if self.timeouts >= self.max_timeouts:
+            error = f"disabled after {self.timeouts} timeouts"
+            result = CallResult(ok=False, error=error, timed_out=True)
+        else:
+            pool = self.pool or default_pool()
+            result = pool.call(
+                self.code,
+                self.__name__,
+                prompts,
+                completions,
+                timeout_s=self.timeout_s,
+                restricted=self.restricted,
+                **kwargs,
+            )
         self.calls += 1
         self.last_result = result
         if result.ok:
             return list(result.values)
         self.failures += 1
-        self.timeouts += int(result.timed_out)
+        self.timeouts += int(result.timed_out and self.timeouts < self.max_timeouts)
         self.last_error = result.error
         logger.warning("reward %s failed: %s", self.__name__, result.error)
         return [None] * len(completions)
