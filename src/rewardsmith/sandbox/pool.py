@@ -317,7 +317,7 @@ class SandboxPool:
         for attempt in (1, 2):
             try:
                 worker = self._worker_for(key)
-            except OSError as exc:
+            except OSError as exc:  # a worker could not start (a closed pool still raises)
                 return CallResult(ok=False, error=str(exc), crashed=True)
             try:
                 with worker.lock:
