@@ -5,16 +5,26 @@ This layer makes ordinary escapes impossible to *write* (``__class__``, ``__glob
 ``gi_frame``, ``str.format`` field lookups, ``exec``, ``open``, ``__import__('os')``); it is not
 trusted alone: the worker process it runs in is confined by the OS layer (:mod:`._confine`).
 
-Imports return *views* of the allowed modules: namespaces holding their public, non-module
-attributes, minus a deny-list of functions that reach arbitrary attributes or evaluate strings
-(``operator.attrgetter``, ``string.Formatter``, ``typing.get_type_hints``,
-``functools.singledispatch``, ...). So ``fractions.sys`` or ``typing.re`` do not exist.
+Imports return read-only *views* of the allowed modules, holding only the attributes named one by
+one in :data:`_SAFE_ATTRIBUTES`. RestrictedPython checks the reward's own code, but not the
+standard library code the reward calls, so a name enters a table only if it:
+
+* gets, sets or deletes no attribute by a name the caller chooses (``functools.update_wrapper``
+  with ``updated=("__globals__",)`` merges a stdlib module's globals, real ``sys`` included, into
+  the reward's; ``operator.attrgetter``, ``string.Formatter``, ``UserString.format``);
+* hands out no frames, code objects, globals, modules or class internals (``namedtuple`` and
+  ``typing.NewType`` read their caller's frame; submodules such as ``json.decoder``);
+* evaluates no strings (``typing.get_type_hints``, ``ForwardRef``, ``singledispatch.register``).
+
+A deny-list cannot keep up with that class, so anything unlisted is absent. Every allowed module
+needs a table: :func:`preload_modules` (run at worker start) fails loudly otherwise.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import collections
 import importlib
 import operator
 import re
@@ -43,14 +53,107 @@ ALLOWED_MODULES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-#: Module attributes hidden from rewards: they look attributes up by name or evaluate strings.
-_DENIED_ATTRIBUTES: dict[str, frozenset[str]] = {
-    "operator": frozenset({"attrgetter", "methodcaller"}),
-    "string": frozenset({"Formatter"}),
-    "functools": frozenset({"singledispatch", "singledispatchmethod"}),
-    "typing": frozenset(
-        {"get_type_hints", "ForwardRef", "NamedTuple", "TypedDict", "no_type_check",
-         "no_type_check_decorator", "dataclass_transform", "get_overloads", "overload"}
+#: What a reward sees of each allowed module (the rule is in the module docstring). Names of the
+#: oldest supported Python (3.11); a later addition is absent until listed here.
+_SAFE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    # Functions over strings and compiled patterns, flags (ints), types for isinstance. Not
+    # `template` (deprecated) nor `RegexFlag` (enum machinery); submodules are never listed.
+    "re": (
+        "compile", "search", "match", "fullmatch", "findall", "finditer", "sub", "subn", "split",
+        "escape", "purge", "error", "Pattern", "Match", "NOFLAG", "A", "ASCII", "I", "IGNORECASE",
+        "L", "LOCALE", "M", "MULTILINE", "S", "DOTALL", "U", "UNICODE", "X", "VERBOSE",
+    ),
+    # C functions of numbers, and constants.
+    "math": (
+        "acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cbrt", "ceil", "comb",
+        "copysign", "cos", "cosh", "degrees", "dist", "e", "erf", "erfc", "exp", "exp2", "expm1",
+        "fabs", "factorial", "floor", "fmod", "frexp", "fsum", "gamma", "gcd", "hypot", "inf",
+        "isclose", "isfinite", "isinf", "isnan", "isqrt", "lcm", "ldexp", "lgamma", "log",
+        "log10", "log1p", "log2", "modf", "nan", "nextafter", "perm", "pi", "pow", "prod",
+        "radians", "remainder", "sin", "sinh", "sqrt", "tan", "tanh", "tau", "trunc", "ulp",
+    ),
+    "cmath": (
+        "acos", "acosh", "asin", "asinh", "atan", "atanh", "cos", "cosh", "e", "exp", "inf",
+        "infj", "isclose", "isfinite", "isinf", "isnan", "log", "log10", "nan", "nanj", "phase",
+        "pi", "polar", "rect", "sin", "sinh", "sqrt", "tan", "tanh", "tau",
+    ),
+    # Distributions and seeded generators. Not SystemRandom (OS entropy, never reproducible)
+    # nor getstate/setstate (internal state tuples).
+    "random": (
+        "random", "uniform", "randint", "randrange", "choice", "choices", "sample", "shuffle",
+        "gauss", "normalvariate", "lognormvariate", "expovariate", "betavariate", "gammavariate",
+        "triangular", "vonmisesvariate", "paretovariate", "weibullvariate", "getrandbits",
+        "seed", "Random",
+    ),
+    # Their helpers only call as_integer_ratio/numerator/denominator, fixed names.
+    "statistics": (
+        "mean", "fmean", "geometric_mean", "harmonic_mean", "median", "median_low",
+        "median_high", "median_grouped", "mode", "multimode", "quantiles", "pstdev", "pvariance",
+        "stdev", "variance", "correlation", "covariance", "linear_regression", "NormalDist",
+        "StatisticsError",
+    ),
+    # Not the JSONDecoder/JSONEncoder classes: their instances carry json.decoder's functions.
+    "json": ("loads", "dumps", "JSONDecodeError"),
+    # C iterators over the caller's data.
+    "itertools": (
+        "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
+        "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
+        "permutations", "product", "repeat", "starmap", "takewhile", "tee", "zip_longest",
+    ),
+    # Not update_wrapper/wraps (caller-chosen attributes), total_ordering (sets dunders),
+    # singledispatch (evaluates annotations), cached_property/partialmethod (descriptor hooks).
+    "functools": ("reduce", "partial", "lru_cache", "cache", "cmp_to_key"),
+    # Arithmetic, comparison and item reads. Not attrgetter/methodcaller (caller-chosen
+    # attributes), setitem/delitem (they skip the write guard), in-place forms or call.
+    "operator": (
+        "lt", "le", "eq", "ne", "ge", "gt", "not_", "truth", "is_", "is_not", "abs", "add",
+        "and_", "floordiv", "index", "inv", "invert", "lshift", "mod", "mul", "matmul", "neg",
+        "or_", "pos", "pow", "rshift", "sub", "truediv", "xor", "concat", "contains", "countOf",
+        "indexOf", "getitem", "itemgetter",
+    ),
+    # Constants and capwords. Not Formatter (getattr on field names) nor Template.
+    "string": (
+        "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
+        "octdigits", "punctuation", "printable", "whitespace", "capwords",
+    ),
+    # Containers. Not namedtuple (reads the caller's frame, module=), nor UserString (its
+    # format is str.format), UserDict/UserList/ChainMap (copy() goes through copy's reduce).
+    "collections": ("Counter", "defaultdict", "OrderedDict", "deque"),
+    # Annotation names and cast. Not get_type_hints/ForwardRef (evaluate strings), NamedTuple,
+    # TypedDict, TypeVar, NewType, Protocol (frames, class hooks), Annotated (forwards
+    # attribute reads to its origin: Annotated[str, 0].format is str.format), Type, get_args.
+    "typing": (
+        "Any", "AbstractSet", "Callable", "ClassVar", "Collection", "Container", "Counter",
+        "DefaultDict", "Deque", "Dict", "Final", "FrozenSet", "Generator", "Hashable",
+        "Iterable", "Iterator", "List", "Literal", "Mapping", "Match", "MutableMapping",
+        "MutableSequence", "MutableSet", "NoReturn", "Optional", "OrderedDict", "Pattern",
+        "Reversible", "Sequence", "Set", "Sized", "Text", "Tuple", "TYPE_CHECKING", "Union",
+        "cast",
+    ),
+    "fractions": ("Fraction",),
+    # Numbers, contexts (their attributes are behind the write guard), rounding modes, signals.
+    # Not setcontext nor the shared DefaultContext template.
+    "decimal": (
+        "Decimal", "Context", "getcontext", "localcontext", "ROUND_05UP", "ROUND_CEILING",
+        "ROUND_DOWN", "ROUND_FLOOR", "ROUND_HALF_DOWN", "ROUND_HALF_EVEN", "ROUND_HALF_UP",
+        "ROUND_UP", "DecimalException", "InvalidOperation", "DivisionByZero", "Inexact",
+        "Rounded", "Overflow", "Underflow", "Subnormal", "Clamped", "FloatOperation",
+    ),
+    # Lookups in the Unicode database.
+    "unicodedata": (
+        "lookup", "name", "decimal", "digit", "numeric", "category", "bidirectional",
+        "combining", "east_asian_width", "mirrored", "decomposition", "normalize",
+        "is_normalized", "unidata_version",
+    ),
+    "heapq": (
+        "heapify", "heappop", "heappush", "heappushpop", "heapreplace", "merge", "nlargest",
+        "nsmallest",
+    ),
+    "bisect": ("bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"),
+    # Sequence comparison. Not HtmlDiff (templates), diff_bytes or restore.
+    "difflib": (
+        "SequenceMatcher", "get_close_matches", "ndiff", "unified_diff", "context_diff",
+        "Differ", "IS_LINE_JUNK", "IS_CHARACTER_JUNK",
     ),
 }  # fmt: skip
 
@@ -61,7 +164,7 @@ _EXTRA_BUILTINS = (
     "StopIteration", "ValueError", "TypeError", "KeyError", "IndexError",
 )  # fmt: skip
 #: Dangerous entries of ``safe_builtins`` replaced by guarded versions or removed.
-_REMOVED_BUILTINS = ("setattr", "delattr", "id")
+_REMOVED_BUILTINS = ("setattr", "delattr", "id", "_getattr_")
 
 
 #: ``_helper`` names are allowed (LLMs write them); ``__dunder``, ``_guard_`` names and the
@@ -118,29 +221,68 @@ def check_restricted(code: str, filename: str = "<reward>") -> types.CodeType:
     return result.code
 
 
-class ModuleView(types.SimpleNamespace):
-    """What a reward sees of an allowed module."""
+def _missing_message(module: str, attr: str) -> str:
+    return f"module {module!r} has no attribute {attr!r} available to rewards"
+
+
+class ModuleView:
+    """What a reward sees of an allowed module: the names in its table, read-only.
+
+    No ``__dict__``: the names live in a private mapping (rewards cannot reach ``_`` names).
+    """
+
+    __slots__ = ("_module", "_attributes")
+
+    def __init__(self, module: str, attributes: dict[str, Any]) -> None:
+        object.__setattr__(self, "_module", module)
+        object.__setattr__(self, "_attributes", types.MappingProxyType(dict(attributes)))
 
     def __getattr__(self, attr: str) -> Any:
-        module = self.__dict__.get("__name__", "?")
-        raise AttributeError(f"module {module!r} has no attribute {attr!r} available to rewards")
+        try:
+            return object.__getattribute__(self, "_attributes")[attr]
+        except KeyError:
+            module = object.__getattribute__(self, "_module")
+            raise AttributeError(_missing_message(module, attr)) from None
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise AttributeError(f"module {self._module!r} is read-only in a reward")
+
+    def __delattr__(self, attr: str) -> None:
+        raise AttributeError(f"module {self._module!r} is read-only in a reward")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._attributes)
+
+    def __repr__(self) -> str:
+        return f"<module {self._module!r} (reward view)>"
+
+
+def check_tables() -> None:
+    """Fail loudly unless every allowed module has a table naming only its non-module attributes.
+
+    Imports the allowed modules. Called at worker start by :func:`preload_modules`.
+    """
+    missing = sorted(ALLOWED_MODULES - _SAFE_ATTRIBUTES.keys())
+    if missing:
+        raise RuntimeError(f"allowed modules without a table of safe attributes: {missing}")
+    problems = []
+    for name in sorted(ALLOWED_MODULES):
+        module = importlib.import_module(name)
+        for attr in _SAFE_ATTRIBUTES[name]:
+            if attr.startswith("_") or not hasattr(module, attr):
+                problems.append(f"{name}.{attr} is missing or private")
+            elif isinstance(getattr(module, attr), types.ModuleType):
+                problems.append(f"{name}.{attr} is a module")
+    if problems:
+        raise RuntimeError("bad table of safe attributes: " + "; ".join(problems))
 
 
 def module_view(name: str) -> ModuleView:
-    """A namespace of ``name``'s public, non-module attributes, minus the deny-list."""
+    """A read-only view of module ``name`` holding only the attributes of its table."""
+    if name not in ALLOWED_MODULES or name not in _SAFE_ATTRIBUTES:
+        raise RuntimeError(f"module {name!r} is not allowed or has no table of safe attributes")
     module = importlib.import_module(name)
-    denied = _DENIED_ATTRIBUTES.get(name, frozenset())
-    public = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
-    view = ModuleView()
-    for attr in public:
-        if attr.startswith("_") or attr in denied or not hasattr(module, attr):
-            continue
-        value = getattr(module, attr)
-        if isinstance(value, types.ModuleType):
-            continue
-        setattr(view, attr, value)
-    view.__name__ = name
-    return view
+    return ModuleView(name, {attr: getattr(module, attr) for attr in _SAFE_ATTRIBUTES[name]})
 
 
 #: Imported lazily by the standard library (text codecs); loaded before confinement.
@@ -149,11 +291,13 @@ _PRELOADED_EXTRAS = ("encodings.ascii", "encodings.latin_1", "encodings.cp1252",
 
 
 def preload_modules() -> None:
-    """Import the allowed modules (and the codecs they load lazily) before confinement.
+    """Check the tables and import the allowed modules (and lazy codecs) before confinement.
 
     Once confined, the worker may not be able to read the standard library at all (Landlock, or
     ``nobody`` facing an interpreter installed under ``/root``), so nothing may be imported late.
+    Raises ``RuntimeError`` when an allowed module has no table (see :func:`check_tables`).
     """
+    check_tables()
     for name in sorted(ALLOWED_MODULES) + list(_PRELOADED_EXTRAS):
         importlib.import_module(name)
 
@@ -164,13 +308,24 @@ def _guarded_import(views: dict[str, ModuleView]) -> Callable[..., Any]:
             raise ImportError(f"import of {name!r} is not allowed in a reward")
         if name not in views:
             views[name] = module_view(name)
-        return views[name]
+        view = views[name]
+        for attr in fromlist or ():
+            if attr not in dir(view):  # say why, not Python's "cannot import name"
+                raise ImportError(_missing_message(name, attr))
+        return view
 
     return __import__
 
 
+#: Attribute names refused on every object: ``str.format`` walks attributes named in its format
+#: string, and other types forward to it (``typing.Annotated[str, 0].format``).
+_FORMAT_METHODS = frozenset({"format", "format_map"})
+
+
 def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-    """``getattr`` for rewards: no ``_names``, no frame/code attributes, no ``str.format``."""
+    """``getattr`` for rewards: no ``_names``, no frame/code attributes, no ``format``."""
+    if name in _FORMAT_METHODS:
+        raise NotImplementedError(f"{name}() is not available to rewards: use an f-string")
     # RestrictedPython's default is None for a missing attribute; raise like Python does.
     return safer_getattr(obj, name, default[0] if default else raise_)
 
@@ -181,6 +336,16 @@ def _guarded_hasattr(obj: Any, name: str) -> bool:
     except (AttributeError, NotImplementedError):
         return False
     return True
+
+
+#: Containers a reward builds itself: item (and attribute) writes on them are its own business.
+_WRITABLE_TYPES = frozenset({dict, list, collections.Counter, collections.defaultdict,
+                             collections.OrderedDict, collections.deque})  # fmt: skip
+
+
+def _write_guard(obj: Any) -> Any:
+    """RestrictedPython's write guard, also letting rewards fill their Counters and deques."""
+    return obj if type(obj) in _WRITABLE_TYPES else full_write_guard(obj)
 
 
 _INPLACE = {
@@ -219,7 +384,7 @@ def restricted_globals() -> dict[str, Any]:
         "_getiter_": default_guarded_getiter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
-        "_write_": full_write_guard,
+        "_write_": _write_guard,
         "_inplacevar_": _inplacevar,
         "_apply_": _apply,
         "_print_": PrintCollector,
