@@ -134,7 +134,11 @@ def test_legitimate_rewards_are_accepted(case, pool):
     verdict = validate_reward_code(LEGITIMATE[case], pool=pool, timeout_s=2.0)
     assert verdict.accepted, verdict
     assert verdict.stage == "accepted"
-    assert "no_signal" not in verdict.flags and "prefers_garbage" not in verdict.flags
+    assert "no_signal" not in verdict.flags
+    # The diversity reward scores wording, not correctness: on some fresh batteries a garbage
+    # completion out-scores a correct one, and the flag says so. The others check the answer.
+    if case != "collections_statistics":
+        assert "prefers_garbage" not in verdict.flags
 
 
 def test_reward_reading_plain_strings_too_has_no_format_flag(pool):

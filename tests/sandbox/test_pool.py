@@ -120,7 +120,8 @@ def test_inputs_are_copied(pool):
 def test_unserialisable_kwargs_are_dropped(pool):
     code = "def r(completions, **kw):\n    return [float(len(kw))] * len(completions)"
     result = pool.call(code, "r", None, ["x"], answer=["1"], trainer_state=object())
-    assert result.values == (2.0,)  # prompts and answer; trainer_state dropped
+    # prompts, answer and the worker's stand-ins for log_extra/log_metric; trainer_state dropped
+    assert result.values == (4.0,)
 
 
 def test_bad_outputs_are_failures(pool):
@@ -175,3 +176,17 @@ def test_worker_runs_confined(pool):
     assert nproc == 0.0 and files == 0.0  # no new processes; a fresh, empty working directory
     assert uid == (65534.0 if os.geteuid() == 0 else float(os.geteuid()))
     pool.discard(code, "r", restricted=False)
+
+
+def test_trainer_state_and_log_callbacks_reach_the_reward_as_trl_passes_them(pool):
+    """A dataclass ``trainer_state`` arrives as an attribute object; the log callbacks work."""
+    from transformers import TrainerState
+
+    code = (
+        "def r(completions, trainer_state, log_metric, **kw):\n"
+        "    log_metric('x', 1.0)\n"
+        "    return [float(trainer_state.global_step)] * len(completions)\n"
+    )
+    state = TrainerState(global_step=7, max_steps=10)
+    result = pool.call(code, "r", None, ["x"], trainer_state=state, log_metric=print)
+    assert result.ok and result.values == (7.0,), result.error

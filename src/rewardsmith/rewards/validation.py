@@ -30,13 +30,14 @@ from __future__ import annotations
 import json
 import keyword
 import logging
+import random
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
-from rewardsmith.rewards.probes import BATCHES, GARBAGE_KINDS, call_kwargs
+from rewardsmith.rewards.probes import GARBAGE_KINDS, Probe, call_kwargs, cost_batch, make_battery
 from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, CallResult, SandboxPool, clean_text
 
 logger = logging.getLogger(__name__)
@@ -139,9 +140,8 @@ def _load_stage(
     return reward_name, None
 
 
-def _garbage_preferred(values: tuple[float | None, ...]) -> bool:
+def _garbage_preferred(probes: tuple[Probe, ...], values: tuple[float | None, ...]) -> bool:
     """Whether, in the 16-batch, a garbage completion beat its group's correct answer."""
-    probes = BATCHES["batch16"]
     correct = {
         p.question_index: v for p, v in zip(probes, values, strict=True) if p.kind == "correct"
     }
@@ -166,33 +166,55 @@ def _failure_reason(label: str, result: CallResult) -> str:
     return f"{label}: {result.error}"
 
 
-def _probe_stage(
-    pool: SandboxPool,
-    code: str,
-    key_name: str | None,
-    name: str,
-    timeout_s: float,
-    deadline: float,
-) -> Verdict:
-    """Run the probe battery on a loaded reward; the final verdict.
+class _Prober:
+    """Calls one loaded reward on a fresh battery, as a trainer would, within a deadline."""
 
-    ``key_name`` is the name the reward was loaded under (``None`` when the worker found it).
-    """
+    def __init__(self, pool: SandboxPool, code: str, key_name: str | None, timeout_s: float,
+                 deadline: float, seed: int | None) -> None:  # fmt: skip
+        self.pool, self.code, self.key_name = pool, code, key_name
+        self.timeout_s, self.deadline = timeout_s, deadline
+        self.battery = make_battery(seed)
+        # Steps grow call by call, like a run's; where they start is drawn with the battery.
+        self.step = random.Random(self.battery.seed).randrange(0, 400)
+
+    def call(self, probes: tuple[Probe, ...], conversational: bool, *, step: int | None = None
+             ) -> CallResult:  # fmt: skip
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return CallResult(ok=False, error="probe battery exceeded its time budget")
+        if step is None:
+            self.step += 1
+            step = self.step
+        kwargs = call_kwargs(probes, conversational, step=step, run_seed=self.battery.seed)
+        return self.pool.call(self.code, self.key_name, timeout_s=min(self.timeout_s, remaining),
+                              **kwargs)  # fmt: skip
+
+    def batch(self, name: str, conversational: bool, *, step: int | None = None) -> CallResult:
+        return self.call(self.battery.batches[name], conversational, step=step)
+
+    def cost(self) -> tuple[float, CallResult | None]:
+        """The cheaper of two calls on a training-sized batch: (CPU seconds, a failure)."""
+        probes = cost_batch(self.battery.seed)
+        costs = []
+        for _ in range(2):
+            result = self.call(probes, True)
+            if not result.ok:
+                return 0.0, result
+            costs.append(result.cpu_s)
+            if _cost_problem(result.cpu_s / 4, len(probes)) is not None:
+                break  # clearly too slow already: do not spend a second call on it
+        return min(costs), None
+
+
+def _probe_stage(prober: _Prober, name: str) -> Verdict:
+    """Run the probe battery on a loaded reward; the final verdict."""
     scores: dict[tuple[str, bool], tuple[float | None, ...]] = {}
     flags: list[str] = []
     plain_error = ""
-    first_cost = 0.0
-
-    def run(batch: str, conversational: bool) -> CallResult:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return CallResult(ok=False, error="probe battery exceeded its time budget")
-        kwargs = call_kwargs(BATCHES[batch], conversational)
-        return pool.call(code, key_name, timeout_s=min(timeout_s, remaining), **kwargs)
-
     for batch, conversational in _PROBE_CALLS:
         label = f"probe {batch} ({'conversational' if conversational else 'plain strings'})"
-        result = run(batch, conversational)
+        step = prober.step + 1
+        result = prober.batch(batch, conversational)
         if not result.ok and (conversational or result.timed_out):
             return Verdict(False, name, "probe", _failure_reason(label, result))
         if not result.ok:
@@ -201,12 +223,8 @@ def _probe_stage(
             break
         scores[(batch, conversational)] = result.values
         if (batch, conversational) == ("batch16", True):
-            first_cost = result.cpu_s
-            # Clearly too slow already: stop here rather than spend the rest of the battery.
-            too_slow = _cost_problem(first_cost / 4, len(result.values))
-            if too_slow is not None:
-                return Verdict(False, name, "probe", _cost_problem(first_cost, len(result.values)))
-    again = run("batch16", True)
+            batch16_step = step
+    again = prober.batch("batch16", True, step=batch16_step)
     if not again.ok:
         return Verdict(False, name, "probe", _failure_reason("probe batch16 (repeat)", again))
     first = scores[("batch16", True)]
@@ -214,20 +232,23 @@ def _probe_stage(
         i = next(i for i, (a, b) in enumerate(zip(first, again.values, strict=True)) if a != b)
         reason = f"non-deterministic: completion {i} of the same batch scored {first[i]} then "
         return Verdict(False, name, "probe", reason + f"{again.values[i]}")
-    cpu_s = min(first_cost, again.cpu_s)
-    too_slow = _cost_problem(cpu_s, len(first))
+    cpu_s, failed = prober.cost()
+    if failed is not None:
+        return Verdict(False, name, "probe", _failure_reason("probe cost batch", failed))
+    too_slow = _cost_problem(cpu_s, 16)
     if too_slow is not None:
         return Verdict(False, name, "probe", too_slow)
-    if cpu_s > SLOW_CALL_CPU_S * len(first) / 16:
+    if cpu_s > SLOW_CALL_CPU_S:
         flags.append("slow")
     # Signal is judged on the conversational probes: the format a trainer passes.
     distinct = {v for (_, conv), values in scores.items() if conv for v in values}
     distinct.discard(None)
     if len(distinct) <= 1:
         flags.append("no_signal")
-    if _garbage_preferred(scores[("batch16", True)]):
+    if _garbage_preferred(prober.battery.batches["batch16"], first):
         flags.append("prefers_garbage")
-    reason = f"passed {len(scores) + 1} probe calls{plain_error}"
+    cost = f"{cpu_s * 1000:.1f} ms of CPU per 16 completions"
+    reason = f"passed {len(scores) + 3} probe calls{plain_error} ({cost})"
     return Verdict(True, name, "accepted", reason, tuple(flags))
 
 
@@ -238,19 +259,21 @@ def validate_reward_code(
     taken_names: Collection[str] = (),
     pool: SandboxPool | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    seed: int | None = None,
 ) -> Verdict:
     """Run every validation stage on ``code``; never raises, whatever the code or the sandbox do.
 
-    ``name`` picks the reward (and names it) when the code defines several functions;
-    ``taken_names`` are names already used in this search; ``pool`` is reused when given (the
-    reward's worker is discarded afterwards), else a private pool is started and closed;
-    ``timeout_s`` bounds each load or probe call, and the whole run takes at most
-    ``TOTAL_BUDGET_S`` seconds plus one timeout. The code is parsed, restricted and compiled
-    only inside a sandbox worker. A failure of the sandbox itself (a worker that cannot start)
-    is a rejection at stage ``sandbox``.
+        ``name`` picks the reward (and names it) when the code defines several functions;
+        ``taken_names`` are names already used in this search; ``pool`` is reused when given (the
+        reward's worker is discarded afterwards), else a private pool is started and closed;
+        ``timeout_s`` bounds each load or probe call, and the whole run takes at most
+        ``TOTAL_BUDGET_S`` seconds plus one timeout; ``seed`` reproduces the probe battery (by
+    default every validation draws a new one). The code is parsed, restricted and compiled
+        only inside a sandbox worker. A failure of the sandbox itself (a worker that cannot start)
+        is a rejection at stage ``sandbox``.
     """
     try:
-        return _validate(code, name, taken_names, pool, timeout_s)
+        return _validate(code, name, taken_names, pool, timeout_s, seed)
     except Exception as exc:  # noqa: BLE001 - validation must record, never raise
         logger.exception("validation of %s could not run", name or "a reward")
         return Verdict(False, name, "sandbox", f"validation could not run: {clean_text(str(exc))}")
@@ -262,6 +285,7 @@ def _validate(
     taken_names: Collection[str],
     pool: SandboxPool | None,
     timeout_s: float,
+    seed: int | None,
 ) -> Verdict:
     deadline = time.monotonic() + TOTAL_BUDGET_S
     rejection = _precheck(code, name, taken_names)
@@ -273,7 +297,8 @@ def _validate(
         reward_name, rejection = _load_stage(active, code, name, taken_names, timeout_s)
         if rejection is not None:
             return rejection
-        return _probe_stage(active, code, name, reward_name, timeout_s, deadline)
+        prober = _Prober(active, code, name, timeout_s, deadline, seed)
+        return _probe_stage(prober, reward_name)
     finally:
         if own_pool:
             active.close()

@@ -59,6 +59,10 @@ def _attribute_view(value: Any) -> Any:
     return types.SimpleNamespace(**value) if isinstance(value, dict) else value
 
 
+def _drop_log(*args: Any, **kwargs: Any) -> None:
+    """Stand-in for TRL's ``log_extra``/``log_metric`` inside the sandbox."""
+
+
 class _Server:
     """Holds the one loaded reward of this worker and answers requests."""
 
@@ -111,6 +115,9 @@ class _Server:
         kwargs = request["kwargs"]
         if "trainer_state" in kwargs:
             kwargs["trainer_state"] = _attribute_view(kwargs["trainer_state"])
+        # TRL passes logging callbacks that cannot cross the pipe: stand-ins that drop the data.
+        for callback in ("log_extra", "log_metric"):
+            kwargs.setdefault(callback, _drop_log)
         start = time.process_time()
         try:
             raw = self.func(**kwargs)
