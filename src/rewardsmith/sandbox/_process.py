@@ -73,6 +73,7 @@ class WorkerProcess:
             "workdir": self.workdir,
             "limits": asdict(limits),
             "skip_layers": sorted(skip_layers),
+            "parent_pid": os.getpid(),  # the worker exits at once if its parent is already gone
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-s", "-P", "-c", _BOOTSTRAP, json.dumps(config)],

@@ -187,7 +187,10 @@ def main() -> None:
         {p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if os.path.isdir(p)}
     )
     skip = frozenset(config.get("skip_layers", ()))
-    applied, warnings = confine(config["workdir"], read_paths, Limits(**config["limits"]), skip)
+    limits = Limits(**config["limits"])
+    applied, warnings = confine(
+        config["workdir"], read_paths, limits, skip, parent_pid=config.get("parent_pid")
+    )
     ready = {"op": "ready", "seq": 0, "layers": applied, "warnings": warnings}
     _protocol.write_message(out_fd, ready)
     server = _Server()
