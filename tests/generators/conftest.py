@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 speaking the OpenAI and Anthropic chat protocols.
 
-Each test scripts the replies (:class:`Reply`): a body text, an HTTP error status, or a delay
-longer than the client's timeout. Requests are recorded so tests can check what was sent.
+Each test scripts the replies (:class:`Reply`): a body text (optionally cut by the token limit,
+with separate reasoning text), an HTTP error status, or a delay longer than the client's
+timeout. Requests are recorded so tests can check what was sent.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import pytest
 
 @dataclass
 class Reply:
-    """One scripted answer: ``text`` as the assistant's content, or an error ``status``."""
+    """One scripted answer: ``text`` as the assistant's content, or an error ``status``.
+
+    ``truncated`` reports the reply as cut by the token limit (OpenAI ``finish_reason "length"``,
+    Anthropic ``stop_reason "max_tokens"``); ``reasoning`` is sent as separate reasoning text
+    (OpenAI-compatible ``reasoning_content``, an Anthropic ``thinking`` block).
+    """
 
     text: str = ""
     status: int = 200
     delay_s: float = 0.0
+    truncated: bool = False
+    reasoning: str | None = None
 
 
 class ChatServer:
@@ -91,6 +99,9 @@ class ChatServer:
 def _openai_body(reply: Reply, request: dict) -> dict:
     if reply.status != 200:
         return {"error": {"message": f"scripted {reply.status}", "type": "server_error"}}
+    message = {"role": "assistant", "content": reply.text}
+    if reply.reasoning is not None:
+        message["reasoning_content"] = reply.reasoning
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -99,8 +110,8 @@ def _openai_body(reply: Reply, request: dict) -> dict:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.text},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "length" if reply.truncated else "stop",
             }
         ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
@@ -110,13 +121,16 @@ def _openai_body(reply: Reply, request: dict) -> dict:
 def _anthropic_body(reply: Reply, request: dict) -> dict:
     if reply.status != 200:
         return {"type": "error", "error": {"type": "api_error", "message": "scripted error"}}
+    thinking = []
+    if reply.reasoning is not None:
+        thinking = [{"type": "thinking", "thinking": reply.reasoning, "signature": "sig"}]
     return {
         "id": "msg_test",
         "type": "message",
         "role": "assistant",
         "model": request.get("model", "test-model"),
-        "content": [{"type": "text", "text": reply.text}],
-        "stop_reason": "end_turn",
+        "content": thinking + [{"type": "text", "text": reply.text}],
+        "stop_reason": "max_tokens" if reply.truncated else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": 10, "output_tokens": 10},
     }

@@ -2,8 +2,9 @@
 
 Writes ``DIR/<name>.py`` for every candidate (rejected ones too) and ``DIR/candidates.json`` with
 each candidate's fields, file and validation verdict, plus the generator's own rejections
-(malformed output, API errors). LLM prompts and raw replies go to ``DIR/transcripts/``. Exits 1
-when no candidate was accepted.
+(malformed output, truncated replies, API errors). LLM prompts, raw replies and each reply's
+parse record go to ``DIR/transcripts/``. A local OpenAI-compatible server (``--base-url``) needs no
+API key. Exits 1 when no candidate was accepted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rewardsmith.generators import (
     default_generator_name,
     get_generator,
 )
+from rewardsmith.generators.prompt import DEFAULT_MAX_CHARS
 from rewardsmith.rewards.candidate import Candidate
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,26 @@ def generate(
     request_timeout: Annotated[
         float, typer.Option("--request-timeout", min=1, help="llm: seconds per request.")
     ] = 180.0,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=1, help="llm: token limit of the reply.")
+    ] = 8192,
+    max_prompt_chars: Annotated[
+        int, typer.Option("--max-prompt-chars", min=2000, help="llm: prompt size bound.")
+    ] = DEFAULT_MAX_CHARS,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="llm: sampling temperature.")
+    ] = None,
+    reasoning: Annotated[
+        bool | None,
+        typer.Option(
+            "--reasoning/--no-reasoning",
+            help="llm: a reasoning model (max_completion_tokens, no temperature); "
+            "default: from the model name (o1/o3/o4/gpt-5).",
+        ),
+    ] = None,
+    reasoning_effort: Annotated[
+        str | None, typer.Option("--reasoning-effort", help="llm: low, medium or high.")
+    ] = None,
 ) -> None:
     """Propose --round-size candidate rewards, validate each, and write them to --out."""
     from rewardsmith.cli import console
@@ -84,7 +106,9 @@ def generate(
     options: dict[str, Any] = {"seed": seed}
     if name == "llm":
         options.update(out_dir=out / "transcripts", provider=provider, base_url=base_url)
-        options.update(model=model, timeout_s=request_timeout)
+        options.update(model=model, timeout_s=request_timeout, max_tokens=max_tokens)
+        options.update(max_prompt_chars=max_prompt_chars, temperature=temperature)
+        options.update(reasoning=reasoning, reasoning_effort=reasoning_effort)
         options["retry"] = RetryPolicy(max_attempts=max_attempts)
     gen = get_generator(name, **options)
     with console.status(f"{gen.name}: proposing {round_size} rewards for round {round}"):
