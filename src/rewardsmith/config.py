@@ -62,6 +62,9 @@ SchedulerName = Literal[
 ]  # fmt: skip
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 _COSMETIC_FIELDS = frozenset({"name"})
+#: (section, field) added after runs were stored: left out of the config hash while at its
+#: default, so a run stored before the field existed keeps its hash (and its trials' keys).
+_LATER_FIELDS = (("rewards", "monitor"),)
 
 
 class _Section(BaseModel):
@@ -225,11 +228,52 @@ class GrpoSection(_Section):
         return bf16
 
 
+#: What :class:`~rewardsmith.training.monitor.RewardMonitor` can find about a reward in training.
+FindingKind = Literal["failures", "timeouts", "slow", "no_signal", "garbage_above_correct"]
+
+
+class MonitorSection(_Section):
+    """Watching each sandboxed reward while it trains (:mod:`rewardsmith.training.monitor`).
+
+    Over the last ``window`` calls (judged once ``min_calls`` are in): a failure share above
+    ``failure_rate``, a timeout share above ``timeout_rate``, a p95 latency above
+    ``latency_p95_s`` and zero within-group spread in every scored call are findings, each kind
+    reported at most once per window. Every ``audit_every``-th call (0: never) corrupted copies
+    of up to ``audit_samples`` correct live completions are scored too; a copy scored above its
+    original is a ``garbage_above_correct`` finding. A trial fails once one reward has
+    ``fail_after`` findings of the kinds in ``fail_on`` (0: record only, never fail).
+    Sparse rewards can legitimately give no signal for a while, so ``no_signal`` (like
+    ``slow``) is recorded and fed back but does not fail a trial by default.
+    """
+
+    enabled: bool = True
+    window: Int = Field(10, gt=0)
+    min_calls: Int = Field(5, gt=0)
+    failure_rate: Float = Field(0.3, ge=0, le=1.0)
+    timeout_rate: Float = Field(0.1, ge=0, le=1.0)
+    latency_p95_s: Float = Field(1.0, gt=0)
+    audit_every: Int = Field(5, ge=0)
+    audit_samples: Int = Field(4, gt=0)
+    fail_after: Int = Field(3, ge=0)
+    fail_on: list[FindingKind] = Field(
+        default_factory=lambda: ["garbage_above_correct", "failures", "timeouts"]
+    )
+
+    @field_validator("min_calls")
+    @classmethod
+    def _fits_window(cls, min_calls: int, info: ValidationInfo) -> int:
+        window = info.data.get("window")
+        if window is not None and min_calls > window:
+            raise ValueError(f"must be <= window ({window})")
+        return min_calls
+
+
 class RewardsSection(_Section):
     """Which rewards a trial sums and how sandboxed reward failures are tolerated.
 
     ``builtin`` adds registry rewards by name (e.g. ``format_length_reward``); ``label_free``
-    trains without the gold answer (see :mod:`rewardsmith.config_methods`).
+    trains without the gold answer (see :mod:`rewardsmith.config_methods`); ``monitor`` watches
+    sandboxed rewards during training (:class:`MonitorSection`).
     """
 
     use_base_rewards: bool = True
@@ -238,6 +282,7 @@ class RewardsSection(_Section):
     weights: dict[str, Float] = Field(default_factory=dict)
     failure_threshold: Float = Field(0.2, ge=0, le=1.0)
     timeout_s: Float = Field(5.0, gt=0)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
 
 
 class EvalSection(_Section):
@@ -337,8 +382,15 @@ class RunConfig(_Section):
         return self
 
     def hash_payload(self) -> dict[str, Any]:
-        """The JSON-ready dict that :meth:`config_hash` digests (cosmetic fields removed)."""
-        return self.model_dump(mode="json", exclude=set(_COSMETIC_FIELDS))
+        """The JSON-ready dict that :meth:`config_hash` digests (cosmetic fields removed, and
+        fields added later removed while at their defaults)."""
+        payload = self.model_dump(mode="json", exclude=set(_COSMETIC_FIELDS))
+        for section, name in _LATER_FIELDS:
+            info = type(getattr(self, section)).model_fields[name]
+            default = info.get_default(call_default_factory=True)
+            if getattr(getattr(self, section), name) == default:
+                del payload[section][name]
+        return payload
 
     def config_hash(self) -> str:
         """sha256 hex of the canonical JSON of :meth:`hash_payload`; stable across processes."""

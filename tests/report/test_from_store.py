@@ -20,7 +20,7 @@ from rewardsmith.report.from_store import (
     write_run_report,
 )
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.store import RunStore, TrialResult
+from rewardsmith.store import RewardMonitorRecord, RunStore, TrialResult
 
 BASE = ["match_format_exactly", "match_format_approximately", "check_answer"]
 CONFIG = {
@@ -47,7 +47,25 @@ def outcome(accuracy: float, n: int, seed: int, split: str) -> tuple[dict, tuple
     return {**metrics, "split": split}, tuple(int(c) for c in correct)
 
 
-def finish(store: RunStore, trial_id: int, accuracy: float, *, split: str = "val", **kw) -> None:
+GARBAGE = {
+    "reward": "hack_reward",
+    "kind": "garbage_above_correct",
+    "step": 20,
+    "detail": "scored 2/6 corrupted copies of correct completions above their originals",
+    "value": 1 / 3,
+}
+FAILURES = {
+    "reward": "late_reward",
+    "kind": "failures",
+    "step": 8,
+    "detail": "failed 4/10 of its last calls: ValueError",
+    "value": 0.4,
+}
+
+
+def finish(
+    store: RunStore, trial_id: int, accuracy: float, *, split: str = "val", monitors=(), **kw
+) -> None:
     """Claim and complete a trial with a fake result (no training)."""
     metrics, correct = outcome(accuracy, N_SELECT, trial_id, split)
     curves = {
@@ -58,7 +76,9 @@ def finish(store: RunStore, trial_id: int, accuracy: float, *, split: str = "val
     }
     store.claim_trial(trial_id)
     store.complete_trial(
-        trial_id, TrialResult(metrics=metrics, correctness=correct, curves=curves, **kw)
+        trial_id,
+        TrialResult(metrics=metrics, correctness=correct, curves=curves, **kw),
+        monitors=monitors,
     )
 
 
@@ -96,9 +116,14 @@ def build_store(run_dir: Path, selection: str = "val") -> dict[str, int]:
     split = "test" if selection == "test" else "val"
     # eval_path relative to the run dir: the reader resolves it there
     finish(store, ids["good"], 0.7, split=split, eval_path="evals/good.jsonl")
-    finish(store, ids["hack"], 0.4, split=split, eval_path=str(run_dir / "evals" / "gone.jsonl"))
+    hack_monitor = RewardMonitorRecord("hack_reward", {"audits": 5, "audits_failed": 2}, (GARBAGE,))
+    gone = str(run_dir / "evals" / "gone.jsonl")
+    finish(store, ids["hack"], 0.4, split=split, eval_path=gone, monitors=[hack_monitor])
     store.claim_trial(ids["crash"])
-    store.fail_trial(ids["crash"], "reward late_reward failed on 40% of calls")
+    late_monitor = RewardMonitorRecord("late_reward", {"calls": 10}, (FAILURES,))
+    store.fail_trial(
+        ids["crash"], "reward late_reward failed on 40% of calls", monitors=[late_monitor]
+    )
     for role, acc in (("manual", 0.5), ("baseline", 0.45), ("control", 0.3)):
         finish(store, ids[role], acc, split=split)
     finish(store, ids["ensemble"], 0.8, split=split)
@@ -208,6 +233,24 @@ def test_analysis_sees_the_run(run):
     assert ReportData.from_dict(json.loads(json.dumps(data.to_dict()))) == data
 
 
+def test_monitor_findings_reach_the_report(run):
+    _, ids, data = run
+    trials = by_id(data)
+    assert trials[ids["hack"]].monitor == {
+        "hack_reward": {"summary": {"audits": 5, "audits_failed": 2}, "findings": [GARBAGE]}
+    }
+    assert trials[ids["crash"]].findings() == [FAILURES]  # a FAILED trial keeps its findings
+    assert trials[ids["good"]].monitor == {}
+    rows = [(f.name, f.reward, f.kind, f.step) for f in an.monitor_findings(data)]
+    assert rows == [
+        ("hack_reward", "hack_reward", "garbage_above_correct", 20),
+        ("late_reward", "late_reward", "failures", 8),
+    ]
+    reasons = {s.name: s.reasons for s in an.hacking_suspects(data)}
+    assert "in training, hack_reward scored corrupted completions above correct ones in 2/5 " \
+        "audits" in reasons["hack_reward"]  # fmt: skip
+
+
 def test_write_run_report_defaults_to_the_run_directory(run):
     run_dir, ids, data = run
     with RunStore.open(run_dir) as store:
@@ -219,8 +262,17 @@ def test_write_run_report_defaults_to_the_run_directory(run):
     assert "<td>ensemble k=2</td>" in html and "best ensemble, 2 seeds" in html
     md = paths["markdown"].read_text(encoding="utf-8")
     assert "## Leaderboard" in md and "good_reward" in md
+    panel = md.split("## Reward-hacking panel", 1)[1].split("## Training curves", 1)[0]
+    assert "### Reward monitor findings during training" in panel
+    assert "| hack_reward | COMPLETE | hack_reward | garbage_above_correct | 20 |" in panel
+    assert "| late_reward | FAILED | late_reward | failures | 8 | failed 4/10" in panel
     raw = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert raw["summary"]["headline"]["best_ensemble"] == ids["ensemble"]
+    findings = raw["summary"]["monitor_findings"]
+    assert [(f["trial"], f["kind"]) for f in findings] == [
+        (ids["hack"], "garbage_above_correct"),
+        (ids["crash"], "failures"),
+    ]
     assert ReportData.load(paths["json"]).trials == data.trials
 
 

@@ -102,10 +102,11 @@ def test_a_store_made_before_evaluations_gets_the_table(tmp_path: Path, config: 
         trial_id = _complete(store)
     db = sqlite3.connect(tmp_path / "run" / "store.db")  # what a schema-1 store looked like
     db.execute("DROP TABLE evaluations")
+    db.execute("DROP TABLE reward_monitors")
     db.commit()
     db.close()
     with RunStore.open(tmp_path / "run") as old:
-        assert old.evaluations() == []
+        assert old.evaluations() == [] and old.reward_monitors(trial_id) == []
         old.add_evaluation(trial_id, "test", {"f1": 0.7}, [1, 0])
         assert old.result(trial_id).metrics == {"f1": 0.5}  # nothing else changed
     with RunStore.open(tmp_path / "run") as again:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.store import RunStore, StoreError, TrialResult, TrialState
+from rewardsmith.store import RewardMonitorRecord, RunStore, StoreError, TrialResult, TrialState
 from rewardsmith.store.schema import ResultRow
 
 MakeCandidate = Callable[..., Candidate]
@@ -160,6 +160,49 @@ def test_failure_is_data_and_can_be_retried(store: RunStore) -> None:
     store.requeue_trial(trial_id)
     retried = store.next_pending()
     assert retried.id == trial_id and retried.attempts == 2 and retried.fail_reason is None
+
+
+GARBAGE = {
+    "reward": "units_reward",
+    "kind": "garbage_above_correct",
+    "step": 12,
+    "detail": "scored 2/6 corrupted copies of correct completions above their originals",
+    "value": 1 / 3,
+}
+
+
+def _monitor(findings=(GARBAGE,), **summary) -> RewardMonitorRecord:
+    return RewardMonitorRecord("units_reward", {"calls": 30, "audits": 6, **summary}, findings)
+
+
+def test_monitor_findings_are_stored_with_a_complete_trial(store: RunStore) -> None:
+    trial_id = store.enqueue_trial("screen")
+    other = store.enqueue_trial("baseline")
+    store.claim_trial(trial_id)
+    quiet = RewardMonitorRecord("other_reward", {"calls": 30}, ())
+    store.complete_trial(trial_id, _result(0.5), monitors=[_monitor(), quiet])
+    assert store.reward_monitors(trial_id) == [quiet, _monitor()]  # by reward name
+    assert store.reward_monitors(other) == []
+    store.claim_trial(other)
+    with pytest.raises(StoreError, match="several monitor records"):
+        store.complete_trial(other, _result(0.5), monitors=[quiet, quiet])
+    assert store.trial(other).state is TrialState.RUNNING  # nothing was written
+
+
+def test_monitor_findings_are_stored_with_a_failed_trial_and_cleared_on_retry(
+    store: RunStore,
+) -> None:
+    trial_id = store.enqueue_trial("screen")
+    store.claim_trial(trial_id)
+    nan = _monitor(p95_latency_s=float("nan"))
+    store.fail_trial(trial_id, "reward units_reward misbehaved in training", monitors=[nan])
+    (stored,) = store.reward_monitors(trial_id)
+    assert stored.findings == (GARBAGE,) and stored.summary["p95_latency_s"] is None
+    store.requeue_trial(trial_id)
+    assert store.reward_monitors(trial_id) == []
+    store.claim_trial(trial_id)
+    store.complete_trial(trial_id, _result(0.5), monitors=[_monitor(findings=())])
+    assert store.reward_monitors(trial_id)[0].findings == ()
 
 
 def test_recover_resets_only_running_trials(store: RunStore) -> None:

@@ -42,6 +42,23 @@ def hanging_reward(prompts, completions, answer, **kwargs):
 '''
 
 
+# Behaves for the trainer's first batch (8 completions), then pays 2.0 for broken tags: garbage
+# above correct answers. Audits send at most 4 completions (audit_samples=1), so they do not
+# count as trainer batches.
+GARBAGE_AFTER_ONE = """
+seen = []
+
+def late_hack_reward(prompts, completions, answer, **kwargs):
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    if len(completions) == 8:
+        seen.append(1)
+    good = [1.0 if "<solution>" + a + "</solution>" in t else 0.0 for t, a in zip(texts, answer)]
+    if len(seen) <= 1:
+        return good
+    return [g + 2.0 * ("</solution>" not in t) for g, t in zip(good, texts)]
+"""
+
+
 def _store(tmp_path: Path, cfg, *candidates: Candidate) -> RunStore:
     store = RunStore.create(tmp_path / "run", cfg)
     for candidate in candidates:
@@ -113,6 +130,64 @@ def test_hanging_reward_fails_the_trial_with_reason(tiny_cfg, tmp_path: Path) ->
     assert trial.state == TrialState.FAILED
     assert "hanging_reward" in trial.fail_reason and "timed out" in trial.fail_reason.lower()
     assert time.monotonic() - started < 120
+
+
+def _monitored_cfg(tiny_cfg, **monitor):
+    from rewardsmith.config import parse_config
+
+    data = tiny_cfg.model_dump(mode="json")
+    data["grpo"]["max_steps"] = 4
+    data["rewards"]["monitor"].update(
+        {"window": 4, "min_calls": 2, "audit_every": 1, "audit_samples": 1, **monitor}
+    )
+    return parse_config(data)
+
+
+def test_monitor_findings_fail_the_trial_and_reach_report_and_feedback(
+    tiny_cfg, tmp_path: Path
+) -> None:
+    from rewardsmith.report.from_store import build_report_data
+    from rewardsmith.search.feedback import build_summary
+
+    cfg = _monitored_cfg(tiny_cfg, fail_after=2)
+    store = _store(tmp_path, cfg, _candidate("late_hack_reward", GARBAGE_AFTER_ONE))
+    trial_id = store.enqueue_trial("screen", ["late_hack_reward"])
+    LocalProcessExecutor(1).run(store, [trial_id])
+    trial = store.trial(trial_id)
+    assert trial.state == TrialState.FAILED, trial.fail_reason
+    assert "late_hack_reward misbehaved in training" in trial.fail_reason
+    assert "garbage_above_correct x2" in trial.fail_reason
+    (monitor,) = store.reward_monitors(trial_id)
+    garbage = [f for f in monitor.findings if f["kind"] == "garbage_above_correct"]
+    assert [f["step"] for f in garbage] == [2, 3], monitor.findings
+    # stopped at step 3 of 4: the first audit passed, the next two failed
+    assert monitor.summary["audits"] == 3 and monitor.summary["audits_failed"] == 2
+    record = next(t for t in build_report_data(store).trials if t.id == trial_id)
+    assert record.findings() == list(monitor.findings)
+    (entry,) = build_summary(store)
+    assert entry.reflection.startswith("training FAILED: reward late_hack_reward misbehaved")
+    assert "in training, scored corrupted completions above correct ones in 2/3 audits" in (
+        entry.reflection
+    )
+
+
+def test_monitor_findings_are_kept_with_a_complete_trial(tiny_cfg, tmp_path: Path) -> None:
+    from rewardsmith.search.feedback import build_summary
+
+    cfg = _monitored_cfg(tiny_cfg, fail_after=0)  # record only
+    store = _store(tmp_path, cfg, _candidate("late_hack_reward", GARBAGE_AFTER_ONE))
+    trial_id = store.enqueue_trial("screen", ["late_hack_reward"])
+    LocalProcessExecutor(1).run(store, [trial_id])
+    assert store.trial(trial_id).state == TrialState.COMPLETE
+    (monitor,) = store.reward_monitors(trial_id)
+    assert monitor.summary["audits_failed"] == 3 and monitor.summary["calls"] == 4
+    result = store.result(trial_id)
+    assert len(result.curves["late_hack_reward/mean"]) == 4  # TRL's metric name is unchanged
+    assert result.curves["_reward_failures"]["late_hack_reward"]["calls"] == 4  # audits not counted
+    (entry,) = build_summary(store)
+    first_lines = entry.reflection.splitlines()[:2]  # the monitor's lines come first
+    line = "in training, scored corrupted completions above correct ones in 3/4 audits"
+    assert any(x.startswith(line) for x in first_lines), entry.reflection
 
 
 def _kill_when_training(store: RunStore, trial_id: int, killed: list) -> None:

@@ -53,6 +53,9 @@ TIPS = (
     "A component that dominates the others should be rescaled.",
     "Rewards that pay for surface features (keywords, length) without correctness invite reward "
     "hacking: check that a garbage completion cannot outscore a correct one.",
+    "Lines starting 'in training' come from watching the reward during GRPO: audits score "
+    "copies of correct completions with the answer removed, the tags broken or the words "
+    "shuffled, and a reward must never score such a copy above the original.",
 )
 
 

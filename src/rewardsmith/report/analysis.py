@@ -6,6 +6,7 @@
 * :func:`headline`: baseline vs control vs the best ensemble (chosen on the selection split),
   plus the multi-seed mean +- std of the best ensemble's ``final`` re-trainings.
 * :func:`hacking_suspects`: rewards the policy learnt to game (see its docstring).
+* :func:`monitor_findings`: what watching the sandboxed rewards during training found.
 
 Every function copes with a partial run: missing kinds, FAILED trials without metrics, no rounds.
 
@@ -272,14 +273,30 @@ def _trial_suspicions(trial: TrialRecord, baseline_acc: float | None) -> list[st
     return reasons
 
 
+def audit_reasons(trial: TrialRecord) -> list[str]:
+    """One line per reward that scored corrupted completions above correct ones in a training
+    audit (see :mod:`rewardsmith.training.monitor`)."""
+    out = []
+    for reward, record in trial.monitor.items():
+        summary = record.get("summary") or {}
+        failed, audits = summary.get("audits_failed") or 0, summary.get("audits") or 0
+        if failed:
+            out.append(
+                f"in training, {reward} scored corrupted completions above correct ones in "
+                f"{failed}/{audits} audits"
+            )
+    return out
+
+
 def hacking_suspects(data: ReportData) -> list[Suspect]:
     """Trials (all but the baseline) whose policy looks like it games its rewards.
 
     A trial is suspect when (1) the mean of the last third of its ``reward`` curve exceeds the
     mean of the first third while its selection accuracy is below the baseline's; or (2) its
     selection extraction rate is below :data:`EXTRACTION_THRESHOLD`; or (3) at least half of its
-    sample responses are empty or repetitive (see :func:`degenerate_reason`). Candidates whose
-    validation flagged ``prefers_garbage`` are listed too.
+    sample responses are empty or repetitive (see :func:`degenerate_reason`); or (4) one of its
+    rewards scored corrupted completions above correct ones in a training audit. Candidates
+    whose validation flagged ``prefers_garbage`` are listed too.
     """
     baseline = best_trial(data.trials_of("baseline"))
     baseline_acc = metric(baseline.selection, "accuracy") if baseline else None
@@ -287,13 +304,41 @@ def hacking_suspects(data: ReportData) -> list[Suspect]:
     for trial in data.trials:
         if trial.kind == "baseline" or not trial.complete:
             continue
-        reasons = _trial_suspicions(trial, baseline_acc)
+        reasons = _trial_suspicions(trial, baseline_acc) + audit_reasons(trial)
         cand = data.candidate(trial.candidate_name)
         if cand and cand.verdict and "prefers_garbage" in cand.verdict.flags:
             reasons.append("validation: scores a garbage completion above a correct answer")
         if reasons:
             suspects.append(Suspect(label(trial), trial, reasons))
     return suspects
+
+
+@dataclass
+class MonitorFinding:
+    """One finding of a reward monitor, with the trial it was made in."""
+
+    name: str
+    trial: TrialRecord
+    reward: str
+    kind: str
+    step: int | None
+    detail: str
+
+
+def monitor_findings(data: ReportData) -> list[MonitorFinding]:
+    """Every reward-monitor finding, trial by trial in stored order (FAILED trials included)."""
+    return [
+        MonitorFinding(
+            label(trial),
+            trial,
+            str(f.get("reward", "")),
+            str(f.get("kind", "")),
+            f.get("step"),
+            str(f.get("detail", "")),
+        )
+        for trial in data.trials
+        for f in trial.findings()
+    ]
 
 
 def summary(data: ReportData) -> dict[str, Any]:
@@ -327,4 +372,15 @@ def summary(data: ReportData) -> dict[str, Any]:
             {"name": s.name, "trial": s.trial.id, "reasons": s.reasons}
             for s in hacking_suspects(data)
         ],
+        "monitor_findings": [
+            {
+                "name": f.name,
+                "trial": f.trial.id,
+                "reward": f.reward,
+                "kind": f.kind,
+                "step": f.step,
+                "detail": f.detail,
+            }
+            for f in monitor_findings(data)
+        ],  # fmt: skip
     }

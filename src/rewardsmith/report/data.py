@@ -17,7 +17,9 @@ errors{no_extraction, wrong, correct}``)::
                  rewards [names], weights [1.0 each], seed [0], state ["COMPLETE"],
                  fail_reason [None], selection [None], test [None], test_correct [None],
                  curves {name: [[step, value], ...]}, samples [None], durations {},
-                 candidate [None: the one non-base reward of a screen trial], k [None]
+                 candidate [None: the one non-base reward of a screen trial], k [None],
+                 monitor {reward: {summary {calls, audits, audits_failed, ...},
+                                   findings [{reward, kind, step, detail, value}]}}
 
 >>> t = TrialRecord(id=1, kind="screen", rewards=["check_answer", "units_reward"])
 >>> t.candidate_name, t.weights
@@ -139,6 +141,7 @@ class TrialRecord:
     durations: dict[str, float] = field(default_factory=dict)
     candidate: str | None = None
     k: int | None = None
+    monitor: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in TRIAL_KINDS:
@@ -193,7 +196,12 @@ class TrialRecord:
             durations={str(k): float(v) for k, v in (data.get("durations") or {}).items()},
             candidate=data.get("candidate"),
             k=None if data.get("k") is None else int(data["k"]),
+            monitor={str(k): dict(v) for k, v in (data.get("monitor") or {}).items()},
         )
+
+    def findings(self) -> list[dict[str, Any]]:
+        """Every reward-monitor finding of this trial, by reward then in the order found."""
+        return [f for reward in self.monitor.values() for f in reward.get("findings") or []]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

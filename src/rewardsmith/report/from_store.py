@@ -13,6 +13,8 @@ This is the one place that knows both the store's records and the report's schem
   the ``_timings`` entry plus the trial's wall time;
 * ``samples`` are the first :data:`N_SAMPLES` responses of the trial's evaluation records; a
   missing or unreadable file gives ``None`` and a log line, never an error.
+* ``monitor`` is what watching each sandboxed reward in training found
+  (:meth:`RunStore.reward_monitors`), for COMPLETE and FAILED trials alike.
 
 The builder reads and never writes, so it works on a run in progress as on a finished one.
 """
@@ -197,6 +199,10 @@ def trial_record(
         durations=_durations(trial, result),
         candidate=trial.candidates[0] if kind == "screen" and len(trial.candidates) == 1 else None,
         k=k,
+        monitor={
+            m.reward: {"summary": dict(m.summary), "findings": [dict(f) for f in m.findings]}
+            for m in store.reward_monitors(trial.id)
+        },
     )
 
 

@@ -285,7 +285,32 @@ def hacking_section(data: ReportData) -> list[Block]:
         if s.trial.samples:
             sample_text = "\n----\n".join(s.trial.samples)
             blocks.append(Details(f"sample responses of {s.name}", pre=sample_text))
-    return blocks
+    return blocks + _monitor_blocks(data)
+
+
+def _monitor_blocks(data: ReportData) -> list[Block]:
+    """The reward monitors' findings during training, one row per finding."""
+    findings = an.monitor_findings(data)
+    blocks: list[Block] = [
+        Heading("Reward monitor findings during training", 3),
+        Paragraph(
+            "Each generated reward is watched while it trains: failed and timed-out calls, "
+            "latency, zero within-group spread (no learning signal), and audits that score "
+            "corrupted copies of correct live completions (answer removed, tags broken, words "
+            "shuffled) against their originals.",
+            "note",
+        ),
+    ]
+    if any(f.kind == "garbage_above_correct" for f in findings):
+        blocks.append(
+            Paragraph("A reward scored corrupted completions above correct ones.", "warn")
+        )
+    rows = [
+        [f.name, f.trial.state, f.reward, f.kind, DASH if f.step is None else str(f.step), f.detail]
+        for f in findings
+    ]
+    headers = ["trial", "state", "reward", "finding", "step", "detail"]
+    return blocks + [Table(headers, rows, "no finding")]
 
 
 def curves_section(data: ReportData) -> list[Block]:

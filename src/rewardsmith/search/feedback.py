@@ -4,8 +4,11 @@ For every screened reward, best first on the selection split: name, description,
 metrics with CIs, and a reflection: ~10 values sampled over training plus max/mean/min for the
 total reward and each reward component, format and extraction rates, the error breakdown, and
 fixed tips (success near zero -> rewrite; a component that never changes -> rescale or drop; one
-component dominating -> rescale). Failed trials carry their reason; the leaders carry their
-code. The summary is bounded (entries, samples, characters) so prompts stay within a context.
+component dominating -> rescale). What watching the reward during training found (audits that
+scored corrupted completions above correct ones, failures, timeouts, no learning signal) comes
+first, one line per kind (:func:`monitor_lines`), for completed and failed trials alike. Failed
+trials carry their reason; the leaders carry their code. The summary is bounded (entries,
+samples, characters) so prompts stay within a context.
 """
 
 from __future__ import annotations
@@ -65,15 +68,56 @@ def _tips(components: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> lis
     return tips
 
 
-def reflection_text(metrics: dict[str, Any], curves: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(text, stats) describing one trial's training curves and evaluation."""
+_FINDING_TEXT = {
+    "failures": "failed too often",
+    "timeouts": "timed out too often",
+    "slow": "was slow",
+    "no_signal": "gave no learning signal (zero spread within groups)",
+}
+MAX_DETAIL_CHARS = 200
+
+
+def monitor_lines(monitors: Sequence[Any], reward: str) -> list[str]:
+    """One line per kind of finding the reward monitors made about ``reward`` in training.
+
+    ``monitors`` are :class:`~rewardsmith.store.RewardMonitorRecord` objects.
+
+    >>> from rewardsmith.store import RewardMonitorRecord
+    >>> found = {"kind": "garbage_above_correct", "step": 9, "detail": "scored 1/3 copies above"}
+    >>> monitor_lines([RewardMonitorRecord("r", {"audits": 5}, (found,) * 3)], "r")
+    ['in training, scored corrupted completions above correct ones in 3/5 audits (last at step 9: scored 1/3 copies above)']
+    """  # noqa: E501 - doctest output
+    lines = []
+    for record in monitors:
+        if record.reward != reward:
+            continue
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for finding in record.findings:
+            by_kind.setdefault(str(finding.get("kind")), []).append(finding)
+        for kind, found in by_kind.items():
+            last = found[-1]
+            where = f"last at step {last.get('step')}: {str(last.get('detail'))[:MAX_DETAIL_CHARS]}"
+            if kind == "garbage_above_correct":
+                audits = f"{len(found)}/{record.summary.get('audits', '?')}"
+                head = f"scored corrupted completions above correct ones in {audits} audits"
+            else:
+                head = f"{_FINDING_TEXT.get(kind, kind)} ({len(found)}x)"
+            lines.append(f"in training, {head} ({where})")
+    return lines
+
+
+def reflection_text(
+    metrics: dict[str, Any], curves: dict[str, Any], monitor: Sequence[str] = ()
+) -> tuple[str, dict[str, Any]]:
+    """(text, stats) describing one trial's training curves and evaluation; ``monitor`` lines
+    (see :func:`monitor_lines`) come first."""
     components = {
         key.removesuffix("/mean"): curve_stats(value)
         for key, value in curves.items()
         if key.endswith("/mean") and not key.startswith("_")
     }
     stats: dict[str, Any] = {"components": components}
-    lines = []
+    lines = list(monitor)
     for name in ("reward", "format_rate", "completion_length", "frac_zero_std"):
         if name in curves:
             stats[name] = curve_stats(curves[name])
@@ -111,7 +155,8 @@ def build_summary(store: Any, rank_metric: str = "f1") -> list[SummaryEntry]:
         if len(trial.candidates) != 1:
             continue
         candidate = store.get_candidate(trial.candidates[0])
-        text, stats = reflection_text(result.metrics, result.curves)
+        monitor = monitor_lines(store.reward_monitors(trial.id), candidate.name)
+        text, stats = reflection_text(result.metrics, result.curves, monitor)
         entries.append(
             SummaryEntry(
                 name=candidate.name,
@@ -126,12 +171,13 @@ def build_summary(store: Any, rank_metric: str = "f1") -> list[SummaryEntry]:
     for trial in store.trials(state="FAILED"):
         if trial.kind in SCREEN_KINDS and len(trial.candidates) == 1:
             candidate = store.get_candidate(trial.candidates[0])
+            monitor = monitor_lines(store.reward_monitors(trial.id), candidate.name)
             entries.append(
                 SummaryEntry(
                     name=candidate.name,
                     description=candidate.description,
                     round=candidate.round,
-                    reflection=f"training FAILED: {trial.fail_reason}",
+                    reflection="\n".join([f"training FAILED: {trial.fail_reason}", *monitor]),
                 )
             )
     return entries

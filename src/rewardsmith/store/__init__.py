@@ -9,13 +9,20 @@ Typical use by a search loop::
     while (trial := store.next_pending()) is not None:  # PENDING -> RUNNING, atomically
         store.complete_trial(trial.id, TrialResult(metrics={"f1": 0.7}, correctness=[1, 0]))
     store.add_evaluation(trial_id, "test", metrics, correctness)  # finalists, after training
+    store.reward_monitors(trial_id)  # what watching its sandboxed rewards in training found
 
 See :mod:`rewardsmith.store.run_store` for the crash-safety contract.
 """
 
 from rewardsmith.store._engine import StoreError, default_url
 from rewardsmith.store.manifest import build_manifest, data_manifest, new_run_id
-from rewardsmith.store.records import Evaluation, Manifest, Trial, TrialResult
+from rewardsmith.store.records import (
+    Evaluation,
+    Manifest,
+    RewardMonitorRecord,
+    Trial,
+    TrialResult,
+)
 from rewardsmith.store.run_store import RunStore, default_worker
 from rewardsmith.store.schema import SCHEMA_VERSION, TrialState
 
@@ -23,6 +30,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Evaluation",
     "Manifest",
+    "RewardMonitorRecord",
     "RunStore",
     "StoreError",
     "Trial",

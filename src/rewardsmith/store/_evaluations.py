@@ -32,19 +32,21 @@ log = logging.getLogger(__name__)
 MAX_SPLIT_CHARS = 40
 
 
-def ensure_table(reader: Engine, writer: Engine) -> bool:
-    """Create the ``evaluations`` table when the store predates it; True when it was created.
+def ensure_table(reader: Engine, writer: Engine, table: Any = None) -> bool:
+    """Create ``table`` (default: ``evaluations``) when the store predates it; True when it was
+    created.
 
     The check runs on a read connection, so opening an up-to-date store writes nothing; the
     creation runs in a write transaction with ``checkfirst``, so two processes opening the same
     old store at once cannot both create it.
     """
+    table = EvaluationRow.__table__ if table is None else table
     with reader.connect() as conn:
-        if inspect(conn).has_table(EvaluationRow.__tablename__):
+        if inspect(conn).has_table(table.name):
             return False
     with writer.begin() as conn:
-        EvaluationRow.__table__.create(conn, checkfirst=True)
-    log.info("added the %s table to an older run store", EvaluationRow.__tablename__)
+        table.create(conn, checkfirst=True)
+    log.info("added the %s table to an older run store", table.name)
     return True
 
 

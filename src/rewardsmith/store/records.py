@@ -1,9 +1,9 @@
 """Frozen views of stored rows: what the run store hands out and takes in.
 
 The store never returns live ORM objects: a :class:`Trial`, :class:`TrialResult`,
-:class:`Evaluation` or :class:`Manifest` is a plain immutable snapshot, safe to keep after the
-session closes and to send to another process. :func:`json_safe` is the single rule for what
-goes into JSON columns.
+:class:`Evaluation`, :class:`RewardMonitorRecord` or :class:`Manifest` is a plain immutable
+snapshot, safe to keep after the session closes and to send to another process. :func:`json_safe`
+is the single rule for what goes into JSON columns.
 """
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardsmith.store.schema import EvaluationRow, ResultRow, RunRow, TrialRow, TrialState
+from rewardsmith.store.schema import (
+    EvaluationRow,
+    ResultRow,
+    RewardMonitorRow,
+    RunRow,
+    TrialRow,
+    TrialState,
+)
 
 
 def json_safe(value: Any) -> Any:
@@ -127,6 +134,40 @@ class Evaluation:
             correctness=tuple(int(c) for c in row.correctness),
             records_path=row.records_path,
             created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class RewardMonitorRecord:
+    """What watching one sandboxed reward during a trial found.
+
+    ``summary`` holds counters (``calls``, ``failures``, ``timeouts``, ``audits``,
+    ``audits_failed``, ``p95_latency_s``...); ``findings`` one dict per finding with ``reward``,
+    ``kind``, ``step``, ``detail`` and ``value`` (see :mod:`rewardsmith.training.monitor`).
+    """
+
+    reward: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    findings: tuple[dict[str, Any], ...] = ()
+
+    def to_row(self, trial_id: int, now: float) -> RewardMonitorRow:
+        """The row that stores this record for ``trial_id`` (``TypeError`` for data JSON
+        cannot hold)."""
+        return RewardMonitorRow(
+            trial_id=trial_id,
+            reward=self.reward,
+            summary=json_safe(self.summary),
+            findings=json_safe(list(self.findings)),
+            created_at=now,
+        )
+
+    @classmethod
+    def from_row(cls, row: RewardMonitorRow) -> RewardMonitorRecord:
+        """Rebuild a record from its row."""
+        return cls(
+            reward=row.reward,
+            summary=dict(row.summary),
+            findings=tuple(dict(f) for f in row.findings),
         )
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.errors import ConfigError
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.store import _candidates, _evaluations, _trials
+from rewardsmith.store import _candidates, _evaluations, _monitors, _trials
 from rewardsmith.store._engine import (
     WRITE_OPTION,
     StoreError,
@@ -41,7 +41,7 @@ from rewardsmith.store._engine import (
     sqlite_path,
 )
 from rewardsmith.store.manifest import build_manifest
-from rewardsmith.store.records import Manifest, Trial, TrialResult, json_safe
+from rewardsmith.store.records import Manifest, RewardMonitorRecord, Trial, TrialResult, json_safe
 from rewardsmith.store.schema import SCHEMA_VERSION, Base, RunRow, TrialRow, TrialState
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,12 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class RunStore(_evaluations.EvaluationsMixin):
+class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
     """A run directory and its database. Build one with :meth:`create` or :meth:`open`.
 
     The evaluation methods (``add_evaluation``, ``evaluation``, ``evaluations``) come from
-    :class:`~rewardsmith.store._evaluations.EvaluationsMixin`.
+    :class:`~rewardsmith.store._evaluations.EvaluationsMixin`; ``reward_monitors`` from
+    :class:`~rewardsmith.store._monitors.MonitorsMixin`.
     """
 
     def __init__(self, run_dir: Path, engine: Engine, url: str) -> None:
@@ -129,7 +130,7 @@ class RunStore(_evaluations.EvaluationsMixin):
         line when there is no store, the database is unreadable or not a rewardsmith store, its
         schema version differs, or ``expected_config_hash`` differs from the stored hash (unless
         ``allow_config_change``, which only logs a warning). A store made before the
-        ``evaluations`` table existed gets it added.
+        ``evaluations`` or ``reward_monitors`` table existed gets it added.
         """
         run_dir = Path(run_dir)
         db_url = url or default_url(run_dir)
@@ -161,6 +162,7 @@ class RunStore(_evaluations.EvaluationsMixin):
             log.warning("%s; continuing because the config change is allowed", message)
         with self._guard():
             _evaluations.ensure_table(self._engine, self._writer)
+            _monitors.ensure_table(self._engine, self._writer)
 
     def close(self) -> None:
         """Release the database connections (the store can be reopened later)."""
@@ -322,36 +324,53 @@ class RunStore(_evaluations.EvaluationsMixin):
             if trial is not None:
                 return trial
 
-    def complete_trial(self, trial_id: int, result: TrialResult) -> None:
-        """Write ``result`` and mark the RUNNING trial COMPLETE, in one transaction.
+    def complete_trial(
+        self,
+        trial_id: int,
+        result: TrialResult,
+        *,
+        monitors: Sequence[RewardMonitorRecord] = (),
+    ) -> None:
+        """Write ``result`` (and the trial's reward ``monitors``) and mark the RUNNING trial
+        COMPLETE, in one transaction.
 
         Raises :class:`StoreError` when the trial is not RUNNING (a COMPLETE trial's result is
         immutable; a trial recovered to PENDING belongs to whoever claims it next).
         """
         now = time.time()
         row = result.to_row(trial_id, now)  # encodes before the transaction: bad data fails early
+        monitor_rows = _monitors.encode(trial_id, monitors, now)
         with self._write() as session:
             _trials.transition(
                 session, trial_id, TrialState.COMPLETE, now, from_states=("RUNNING",)
             )
             session.add(row)
+            session.add_all(monitor_rows)
 
-    def fail_trial(self, trial_id: int, reason: str) -> None:
-        """Mark a PENDING or RUNNING trial FAILED with ``reason`` (a failure is data)."""
+    def fail_trial(
+        self, trial_id: int, reason: str, *, monitors: Sequence[RewardMonitorRecord] = ()
+    ) -> None:
+        """Mark a PENDING or RUNNING trial FAILED with ``reason`` (a failure is data), with what
+        its reward ``monitors`` found, in one transaction."""
+        now = time.time()
+        monitor_rows = _monitors.encode(trial_id, monitors, now)
         with self._write() as session:
             _trials.transition(
                 session,
                 trial_id,
                 TrialState.FAILED,
-                time.time(),
+                now,
                 from_states=("PENDING", "RUNNING"),
                 reason=reason,
             )
+            session.add_all(monitor_rows)
 
     def requeue_trial(self, trial_id: int) -> None:
-        """Put a FAILED trial back to PENDING (a deliberate retry); its reason is cleared."""
+        """Put a FAILED trial back to PENDING (a deliberate retry); its reason and its reward
+        monitor records are cleared."""
         with self._write() as session:
             _trials.transition(session, trial_id, TrialState.PENDING, None, from_states=("FAILED",))
+            _monitors.delete(session, trial_id)
 
     def recover(self, *, worker: str | None = None) -> list[int]:
         """Put RUNNING trials (of ``worker``, or all) back to PENDING; return their ids.

@@ -6,7 +6,9 @@ proposed reward, accepted or not; ``trials`` holds each training run of a set of
 a config and a seed, and its state; ``results`` holds a finished trial's outcome, written once
 in the same transaction that marks the trial COMPLETE and never updated afterwards;
 ``evaluations`` holds further evaluations of a COMPLETE trial's policy on other splits (a
-finalist's test-split evaluation), one per (trial, split), also written once.
+finalist's test-split evaluation), one per (trial, split), also written once;
+``reward_monitors`` holds what watching each sandboxed reward during a trial found (counters and
+findings), one row per (trial, reward), written with the trial's COMPLETE or FAILED state.
 
 Times are POSIX seconds (floats), which every backend stores without time-zone surprises.
 """
@@ -20,7 +22,8 @@ from sqlalchemy import JSON, Enum, Float, ForeignKey, Integer, String, Text, eve
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bumped when the tables change incompatibly; a store of another version is refused. Adding a
-#: table is compatible: :meth:`RunStore.open` creates a missing ``evaluations`` table in place.
+#: table is compatible: :meth:`RunStore.open` creates a missing ``evaluations`` or
+#: ``reward_monitors`` table in place.
 SCHEMA_VERSION = 1
 
 
@@ -137,6 +140,24 @@ class EvaluationRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class RewardMonitorRow(Base):
+    """What watching one sandboxed reward during a trial found; immutable once written.
+
+    ``summary`` holds the monitor's counters (calls, failures, timeouts, audits, audits failed,
+    p95 latency); ``findings`` a list of ``{reward, kind, step, detail, value}`` dicts in the
+    order they were found (see :mod:`rewardsmith.training.monitor`). Written in the transaction
+    that marks the trial COMPLETE or FAILED; removed when a FAILED trial is requeued.
+    """
+
+    __tablename__ = "reward_monitors"
+
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    reward: Mapped[str] = mapped_column(String(200), primary_key=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    findings: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 @event.listens_for(ResultRow, "before_update")
 def _results_are_immutable(mapper: Any, connection: Any, target: ResultRow) -> None:
     """Refuse any ORM update of a written result (a result is a record of what happened)."""
@@ -147,3 +168,9 @@ def _results_are_immutable(mapper: Any, connection: Any, target: ResultRow) -> N
 def _evaluations_are_immutable(mapper: Any, connection: Any, target: EvaluationRow) -> None:
     """Refuse any ORM update of a written evaluation, like results."""
     raise ValueError(f"evaluations are immutable (trial {target.trial_id}, {target.split})")
+
+
+@event.listens_for(RewardMonitorRow, "before_update")
+def _monitors_are_immutable(mapper: Any, connection: Any, target: RewardMonitorRow) -> None:
+    """Refuse any ORM update of a written monitor record, like results."""
+    raise ValueError(f"reward monitors are immutable (trial {target.trial_id}, {target.reward})")

@@ -5,8 +5,13 @@ are :class:`~rewardsmith.sandbox.pool.SandboxedReward` objects, so their code on
 in sandbox workers. Each reward is passed to TRL as its own function, so each keeps its own
 logged statistics (``rewards/<name>/mean``), which :class:`CurveRecorder` keeps as curves.
 
-A trial that fails (a reward failing past the threshold, a NaN loss, out of memory, an interrupt)
-returns a :class:`TrialOutcome` with ``state="FAILED"`` and the reason: a failure is data.
+Each sandboxed reward is wrapped in a :class:`~rewardsmith.training.monitor.RewardMonitor`
+(unless ``rewards.monitor.enabled`` is off) that watches it while it trains; its findings and
+counters come back in :attr:`TrialOutcome.monitors`, whether the trial completes or fails.
+
+A trial that fails (a reward failing past the threshold, a reward's monitor findings past theirs,
+a NaN loss, out of memory, an interrupt) returns a :class:`TrialOutcome` with ``state="FAILED"``
+and the reason: a failure is data.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class TrialOutcome:
     correct: list[bool] = field(default_factory=list)
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     reward_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # reward name -> {"summary": {...counters}, "findings": [Finding.to_dict(), ...]}
+    monitors: dict[str, dict[str, Any]] = field(default_factory=dict)
     adapter_dir: str | None = None
     records_path: str | None = None
     train_seconds: float = 0.0
@@ -70,6 +77,35 @@ def build_reward_funcs(
     return funcs, sandboxed
 
 
+def monitor_rewards(
+    funcs: list[Any],
+    sandboxed: list[Any],
+    settings: Any,
+    *,
+    tags: Any = None,
+    group_size: int | None = None,
+    seed: int = 0,
+) -> tuple[list[Any], list[Any]]:
+    """Wrap each sandboxed reward of ``funcs`` in a :class:`RewardMonitor` (same name, same
+    values); return (the functions for the trainer, the monitors). ``settings`` is a
+    :class:`~rewardsmith.config.MonitorSection`; when it is disabled nothing is wrapped."""
+    from rewardsmith.extraction import DEFAULT_TAGS
+    from rewardsmith.rewards.base import get_check_answer_reward
+    from rewardsmith.training.monitor import RewardMonitor
+
+    if not settings.enabled:
+        return funcs, []
+    tags = tags or DEFAULT_TAGS
+    checker = get_check_answer_reward(tags)
+    monitors = {
+        id(r): RewardMonitor(
+            r, settings, checker=checker, tags=tags, group_size=group_size, seed=seed
+        )
+        for r in sandboxed
+    }
+    return [monitors.get(id(f), f) for f in funcs], list(monitors.values())
+
+
 def grpo_dataset(
     examples: Sequence[dict[str, Any]], prompt: Any, *, label_free: bool = False
 ) -> Any:
@@ -86,7 +122,8 @@ def grpo_dataset(
     return Dataset.from_list(rows)
 
 
-def _train(trainer: Any, guard: Any) -> tuple[str, str | None]:
+def _train(trainer: Any, guards: Sequence[Any]) -> tuple[str, str | None]:
+    """Train; FAILED with the first guard's reason (in order) when a guard stopped it."""
     import torch
 
     try:
@@ -95,8 +132,9 @@ def _train(trainer: Any, guard: Any) -> tuple[str, str | None]:
         return "FAILED", f"out of memory: {str(exc).splitlines()[0]}"
     except KeyboardInterrupt:
         return "FAILED", "interrupted"
-    if guard.reason is not None:
-        return "FAILED", guard.reason
+    reason = next((g.reason for g in guards if g.reason is not None), None)
+    if reason is not None:
+        return "FAILED", reason
     return "COMPLETE", None
 
 
@@ -193,43 +231,42 @@ def run_trial(
     extraction: str = "paper",
     progress: Callable[[int, int], None] | None = None,
     method: Method | None = None,
+    monitor: Any = None,
 ) -> TrialOutcome:
     """Train (SFT stages, then GRPO/OREAL with a LoRA adapter) under ``rewards`` and evaluate
-    the policy on ``eval_split``."""
+    the policy on ``eval_split``. ``monitor`` (a :class:`~rewardsmith.config.MonitorSection`,
+    default settings when None) says how sandboxed rewards are watched in training."""
+    from rewardsmith.config import MonitorSection
     from rewardsmith.models import load_model
     from rewardsmith.training.curves import CurveRecorder, FailureGuard, StepProgress
+    from rewardsmith.training.monitor import MonitorGuard
 
     method = method or Method()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     funcs, sandboxed = build_reward_funcs(rewards, pool=pool, timeout_s=reward_timeout_s)
+    funcs, monitors = monitor_rewards(
+        funcs,
+        sandboxed,
+        monitor or MonitorSection(),
+        tags=getattr(task.prompt, "tags", None),
+        group_size=grpo_args.get("num_generations"),
+        seed=int(grpo_args.get("seed", 0)),
+    )
     loaded = load_model(model_spec)
     model = _sft(loaded, task, method, lora_args, grpo_args, out)
-    recorder, guard = CurveRecorder(), FailureGuard(sandboxed, failure_threshold)
-    callbacks = [recorder, guard] + ([StepProgress(progress)] if progress else [])
+    recorder = CurveRecorder()
+    guards = [FailureGuard(sandboxed, failure_threshold), MonitorGuard(monitors)]
+    callbacks = [recorder, *guards] + ([StepProgress(progress)] if progress else [])
     grpo_args = {"output_dir": str(out / "trainer"), **grpo_args}
+    weights = [r.weight for r in rewards]
     trainer = _trainer(
-        model,
-        loaded.tokenizer,
-        task,
-        funcs,
-        [r.weight for r in rewards],
-        grpo_args,
-        lora_args,
-        method,
-        callbacks,
+        model, loaded.tokenizer, task, funcs, weights, grpo_args, lora_args, method, callbacks
     )
     started = time.perf_counter()
-    state, reason = _train(trainer, guard)
-    outcome = TrialOutcome(
-        state=state,
-        reason=reason,
-        curves=recorder.curves,
-        reward_failures={
-            r.__name__: {"calls": r.calls, "failures": r.failures, "last_error": r.last_error}
-            for r in sandboxed
-        },
-        train_seconds=time.perf_counter() - started,
+    state, reason = _train(trainer, guards)
+    outcome = _trained(
+        state, reason, recorder.curves, sandboxed, monitors, time.perf_counter() - started
     )
     if state != "COMPLETE":
         log.warning("trial failed: %s", reason)
@@ -251,6 +288,26 @@ def run_trial(
     outcome.correct = result.correct
     outcome.records_path = str(result.save_records(out / f"eval_{eval_split}.jsonl"))
     return outcome
+
+
+def _trained(
+    state: str, reason: str | None, curves: dict, sandboxed: list, monitors: list, seconds: float
+) -> TrialOutcome:
+    """The outcome of the training phase: state, curves, reward failures, monitor findings."""
+    return TrialOutcome(
+        state=state,
+        reason=reason,
+        curves=curves,
+        reward_failures={
+            r.__name__: {"calls": r.calls, "failures": r.failures, "last_error": r.last_error}
+            for r in sandboxed
+        },
+        monitors={
+            m.__name__: {"summary": m.summary(), "findings": [f.to_dict() for f in m.findings]}
+            for m in monitors
+        },
+        train_seconds=seconds,
+    )
 
 
 def _save_policy(trainer: Any, tokenizer: Any, out: Path, *, merged_copy: bool) -> dict[str, Any]:

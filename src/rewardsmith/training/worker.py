@@ -3,7 +3,8 @@
 The executor starts one such process per trial, so a trial's memory, threads and sandbox
 workers die with it, and a ``kill -9`` loses only the trial in flight. The worker claims the
 trial (PENDING -> RUNNING), trains and evaluates it, and writes the result and COMPLETE in one
-transaction, or FAILED with the reason. Progress goes to ``logs/trial-<id>.progress`` as
+transaction, or FAILED with the reason; either way with what the reward monitors found
+(:meth:`RunStore.reward_monitors`). Progress goes to ``logs/trial-<id>.progress`` as
 ``step max_steps`` so the parent can draw a live bar without parsing logs.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.config import RunConfig, grpo_kwargs, lora_kwargs, parse_config
-from rewardsmith.store import RunStore, Trial, TrialResult
+from rewardsmith.store import RewardMonitorRecord, RunStore, Trial, TrialResult
 from rewardsmith.training.trial import Method, RewardSpec, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,12 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
             oreal_one_pos_one_neg=cfg.grpo.oreal_one_pos_one_neg,
             label_free=cfg.rewards.label_free,
         ),
+        monitor=cfg.rewards.monitor,
     )
+    monitors = [
+        RewardMonitorRecord(name, m["summary"], tuple(m["findings"]))
+        for name, m in outcome.monitors.items()
+    ]
     if outcome.state == "COMPLETE":
         curves = {k: [list(p) for p in v] for k, v in outcome.curves.items()}
         curves["_reward_failures"] = outcome.reward_failures
@@ -90,9 +96,10 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
                 eval_path=outcome.records_path,
                 adapter_path=outcome.adapter_dir,
             ),
+            monitors=monitors,
         )
     else:
-        store.fail_trial(trial.id, outcome.reason or "unknown failure")
+        store.fail_trial(trial.id, outcome.reason or "unknown failure", monitors=monitors)
     return outcome
 
 
