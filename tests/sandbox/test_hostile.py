@@ -3,7 +3,9 @@
 Two layers are attacked. ``HOSTILE`` goes through the full validation pipeline, as an LLM's
 candidate would. ``ESCAPED`` simulates a successful language-level escape by loading code with
 full builtins (``restricted=False``) inside the same confined worker, to show that the OS layer
-alone still contains file access, secrets, network, processes and signals.
+alone still contains file access, secrets, network, processes and signals; each escape runs
+again without the seccomp filter, to show which layer below it still holds (the attacks only
+seccomp stops are in ``test_kernel_layer.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import time
 import pytest
 
 from rewardsmith.rewards.validation import validate_reward_code
+from rewardsmith.sandbox._process import WorkerProcess
+from rewardsmith.sandbox.pool import SandboxPool
+
+from .conftest import leftover_processes
 
 RET = "return [0.0] * len(completions)"
 
@@ -92,31 +98,59 @@ def test_hostile_program_is_rejected_without_side_effects(case, pool, no_side_ef
     assert time.monotonic() - start < 30
 
 
-ESCAPED = {  # name: (program, the error that must contain it)
+KILLED = "killed by SIGSYS"  # seccomp (tests/sandbox/test_kernel_layer.py) answered
+#: name: (program, the error with every layer, the error with every layer but seccomp)
+ESCAPED = {
     "read_world_readable_secret": (
         _prog("", "return [float(len(open('SECRET_FILE').read()))]"),
+        "PermissionError",  # Landlock
         "PermissionError",
     ),
     "read_parent_environ": (
         _prog("", "return [float(len(open('/proc/PARENT/environ').read()))]"),
+        "PermissionError",  # Landlock
         "PermissionError",
     ),
-    "write_tmp_file": (_prog("", "open('MARKER', 'w').write('x')", RET), "PermissionError"),
-    "fork": (_prog("import os", "os.fork()", RET), "BlockingIOError"),
+    "write_tmp_file": (
+        _prog("", "open('MARKER', 'w').write('x')", RET),
+        "PermissionError",  # Landlock
+        "PermissionError",
+    ),
+    "fork": (_prog("import os", "os.fork()", RET), KILLED, "BlockingIOError"),  # RLIMIT_NPROC
     "posix_spawn": (
         _prog("import os", "os.posix_spawn('/bin/touch', ['touch', 'MARKER'], {})", RET),
-        "Error",
+        KILLED,
+        "Error",  # RLIMIT_NPROC
     ),
     "exec_binary": (
         _prog("import os", "os.execv('/bin/sh', ['sh', '-c', 'touch MARKER'])"),
-        "Error",
+        KILLED,
+        "PermissionError",  # Landlock: no execute right anywhere
     ),
     "signal_parent": (
         _prog("import os, signal", "os.kill(PARENT, signal.SIGUSR1)", RET),
-        "PermissionError",
+        KILLED,
+        "PermissionError",  # Landlock's signal scope, file modes as nobody
     ),
-    "thread": (_prog("import _thread", "_thread.start_new_thread(print, ())", RET), "Error"),
+    "thread": (
+        _prog("import _thread", "_thread.start_new_thread(print, ())", RET),
+        KILLED,
+        "RuntimeError",  # RLIMIT_NPROC: can't start new thread
+    ),
+    "chmod_unlisted_syscall": (
+        _prog("import os", "os.chmod('.', 0o777)", RET),
+        "Function not implemented",  # not on seccomp's allow-list: ENOSYS, the worker lives on
+        None,  # nothing else forbids changing the mode of its own directory
+    ),
 }
+
+
+@pytest.fixture(scope="module")
+def pool_without_seccomp():
+    """Every OS layer but the kernel one, to show what the others still stop alone."""
+    with SandboxPool(max_workers=2, skip_layers={"seccomp"}) as pool:
+        yield pool
+    assert leftover_processes(pool) == []
 
 
 @pytest.fixture
@@ -127,16 +161,54 @@ def sigusr1_spy():
     signal.signal(signal.SIGUSR1, previous)
 
 
+_LAYERS: dict[int, tuple[str, ...]] = {}
+
+
+def _layers(pool: SandboxPool) -> tuple[str, ...]:
+    """The layers a worker of ``pool`` applies on this machine (asked once per pool)."""
+    if id(pool) not in _LAYERS:
+        worker = WorkerProcess(pool.limits, skip_layers=pool.skip_layers)
+        _LAYERS[id(pool)] = worker.layers
+        worker.kill()
+    return _LAYERS[id(pool)]
+
+
+def _check_contained(result, error: str | None, secret: str) -> None:
+    if error is None:
+        assert result.ok, result.error
+        return
+    assert not result.ok and not result.timed_out, result
+    assert error in result.error, result.error
+    if error == KILLED:
+        assert result.crashed
+    else:  # the call failed inside the reward, and the worker survived it
+        assert "reward line" in result.error, result.error
+    assert secret not in result.error
+
+
 @pytest.mark.parametrize("case", sorted(ESCAPED))
 def test_os_layer_contains_an_escape(case, pool, no_side_effects, sigusr1_spy):
-    program, error = ESCAPED[case]
+    program, error, _ = ESCAPED[case]
     code = _fill(program, no_side_effects).replace("PARENT", str(os.getpid()))
     result = pool.call(code, "r", None, ["x"], answer=["1"], timeout_s=2.0, restricted=False)
-    assert not result.ok and not result.timed_out, result
-    assert error in result.error and "reward line" in result.error, result.error
-    assert no_side_effects["secret"] not in (result.error or "")
-    assert sigusr1_spy == []
     pool.discard(code, "r", restricted=False)
+    if "seccomp" not in _layers(pool):
+        error = ESCAPED[case][2]  # no seccomp on this machine: the layers below must hold
+    _check_contained(result, error, no_side_effects["secret"])
+    assert sigusr1_spy == []
+
+
+@pytest.mark.parametrize("case", sorted(ESCAPED))
+def test_layers_below_seccomp_still_contain_an_escape(
+    case, pool_without_seccomp, no_side_effects, sigusr1_spy
+):
+    program, _, error = ESCAPED[case]
+    code = _fill(program, no_side_effects).replace("PARENT", str(os.getpid()))
+    pool = pool_without_seccomp
+    result = pool.call(code, "r", None, ["x"], answer=["1"], timeout_s=2.0, restricted=False)
+    pool.discard(code, "r", restricted=False)
+    _check_contained(result, error, no_side_effects["secret"])
+    assert sigusr1_spy == []
 
 
 def test_os_layer_scrubs_the_environment(pool, no_side_effects):
@@ -152,8 +224,13 @@ def test_os_layer_scrubs_the_environment(pool, no_side_effects):
     pool.discard(code, "r", restricted=False)
 
 
-def test_os_layer_blocks_network(pool, no_side_effects):
-    """Even with raw libc calls (no ``socket`` module needed), a connection never arrives."""
+@pytest.mark.parametrize("seccomp", [True, False], ids=["all-layers", "without-seccomp"])
+def test_os_layer_blocks_network(seccomp, pool, pool_without_seccomp, no_side_effects):
+    """Even with raw libc calls (no ``socket`` module needed), a connection never arrives.
+
+    With every layer the ``socket`` call itself is fatal (seccomp); without seccomp, Landlock's
+    TCP rules (ABI >= 4) and the network namespace (root) still refuse the connection.
+    """
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.5)
     port = server.getsockname()[1]
@@ -171,12 +248,14 @@ def test_os_layer_blocks_network(pool, no_side_effects):
         "    raise OSError(ctypes.get_errno(), 'connect failed')",
         "return [1.0] * len(completions)",
     )
-    result = pool.call(code, "r", None, ["a"], answer=["1"], restricted=False, timeout_s=3.0)
+    used = pool if seccomp else pool_without_seccomp
+    result = used.call(code, "r", None, ["a"], answer=["1"], restricted=False, timeout_s=3.0)
     thread.join()
     server.close()
-    assert not result.ok and "connect failed" in result.error, result
+    used.discard(code, "r", restricted=False)
+    expected = KILLED if seccomp and "seccomp" in _layers(pool) else "connect failed"
+    assert not result.ok and expected in result.error, result
     assert accepted == [False]
-    pool.discard(code, "r", restricted=False)
 
 
 def _accept(server: socket.socket) -> bool:
