@@ -30,6 +30,7 @@ err_console = Console(stderr=True)
 def _register_commands() -> None:
     from rewardsmith.cli import (
         compare_cmds,
+        doctor_cmds,
         eval_cmds,
         generate_cmds,
         report_cmds,
@@ -45,6 +46,7 @@ def _register_commands() -> None:
     generate_cmds.register(app)
     report_cmds.register(app)
     compare_cmds.register(app)
+    doctor_cmds.register(app)
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
 """Reward commands: ``validate`` checks a generated reward file and prints its verdict.
 
 Exit codes: 0 accepted, 1 rejected, 2 usage error (bad option, missing or unreadable file).
+``--json`` adds ``layers``: the sandbox layers active on this machine, as one worker reports
+them (``language`` first), asked while the validation runs.
 """
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +29,16 @@ def _read_source(path: Path) -> str:
         raise typer.Exit(EXIT_USAGE) from None
 
 
+def _active_layers() -> list[str]:
+    """The sandbox layers one worker applies here; only the language layer if none starts."""
+    from rewardsmith.sandbox._doctor import active_layers
+
+    try:
+        return active_layers()
+    except OSError:
+        return ["language"]
+
+
 def validate(
     file: Annotated[Path, typer.Argument(help="Python file defining one reward function.")],
     as_json: Annotated[
@@ -42,9 +55,12 @@ def validate(
     from rewardsmith.cli import console
     from rewardsmith.rewards.validation import validate_reward_code
 
-    verdict = validate_reward_code(_read_source(file), name=name, timeout_s=timeout)
-    if as_json:
-        typer.echo(json.dumps(verdict.to_dict()))
+    source = _read_source(file)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        layers = background.submit(_active_layers) if as_json else None
+        verdict = validate_reward_code(source, name=name, timeout_s=timeout)
+    if layers is not None:
+        typer.echo(json.dumps({**verdict.to_dict(), "layers": layers.result()}))
     else:
         mark = "[bold green]accepted[/]" if verdict.accepted else "[bold red]rejected[/]"
         console.print(f"{mark} {verdict.name or file.name} [dim](stage: {verdict.stage})[/]")
