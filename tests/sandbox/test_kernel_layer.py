@@ -166,8 +166,8 @@ ATTACKS = {
         ),
         "ok",
     ),
-    "ptrace_parent": Attack(
-        reward("libc.ptrace(16, os.getppid(), 0, 0)", "fail('ptrace(PTRACE_ATTACH)')"),  # ATTACH
+    "ptrace_parent": Attack(  # SEIZE, not ATTACH: even if it worked, the parent would not stop
+        reward("libc.ptrace(0x4206, os.getppid(), 0, 0)", "fail('ptrace(PTRACE_SEIZE)')"),
         None,
     ),
     "process_vm_readv_parent": Attack(
