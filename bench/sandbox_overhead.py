@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from rewardsmith.rewards.probes import BATCHES, call_kwargs
+from rewardsmith.rewards.probes import call_kwargs, cost_batch
 from rewardsmith.sandbox.pool import SandboxPool
 
 TYPICAL_REWARD = """
@@ -60,7 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per variant")
     args = parser.parse_args()
-    kwargs = call_kwargs(BATCHES["batch16"], conversational=True)
+    # What TRL passes mid-run: 16 completions of 150-400 tokens, their ids, the trainer state.
+    kwargs = call_kwargs(cost_batch(seed=0), conversational=True, step=250)
 
     namespace: dict = {}
     exec(compile(TYPICAL_REWARD, "<reward>", "exec"), namespace)  # trusted benchmark code

@@ -34,7 +34,8 @@ def test_accepted_exits_0_with_one_json_object(runner, tmp_path):
     result = _run(runner, path, "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == {"accepted", "name", "stage", "reason", "flags"}
+    assert set(payload) == {"accepted", "name", "stage", "reason", "flags", "layers"}
+    assert payload["layers"][0] == "language" and "rlimits" in payload["layers"]
     assert payload["accepted"] is True and payload["name"] == "units_reward"
     assert payload["flags"] == ["conversational_only"]
 

@@ -116,7 +116,8 @@ class WorkerProcess:
 
         The message gets the next sequence number; the reply must echo it and its ``op``, be
         the only frame in the pipe and fit the op's schema (:func:`~._protocol.check_reply`).
-        Raises :class:`~._protocol.DeadlineExceeded` on timeout,
+        Raises :class:`~._protocol.Unencodable` (nothing sent) for a message JSON cannot hold,
+        :class:`~._protocol.DeadlineExceeded` on timeout,
         :class:`~._protocol.ForgedReply` for a reply that breaks those rules and
         :class:`~._protocol.ProtocolError` when the worker died; after any of them the worker
         must be killed.
@@ -124,7 +125,10 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         self._seq += 1
         seq, op = self._seq, message["op"]
-        frame = _protocol.encode({**message, "seq": seq})
+        try:
+            frame = _protocol.encode({**message, "seq": seq})
+        except (TypeError, ValueError) as exc:
+            raise _protocol.Unencodable(str(exc)) from exc
         _protocol.write_frame(self._in, frame, deadline)
         try:
             reply = _protocol.read_reply(self._out, deadline)

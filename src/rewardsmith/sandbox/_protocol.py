@@ -45,6 +45,10 @@ class SendFailed(ProtocolError):
     """The peer closed its end before reading the whole message (it was already dead)."""
 
 
+class Unencodable(ValueError):
+    """A request holding something JSON cannot carry (nothing was sent)."""
+
+
 class ForgedReply(ProtocolError):
     """A reply that is oversized, nested, malformed, out of sequence or off-schema."""
 

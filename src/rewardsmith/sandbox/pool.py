@@ -1,39 +1,45 @@
 """Run untrusted reward code in a pool of confined worker processes.
 
-Generated rewards never run in the trainer's process. Each loaded reward gets its own persistent
-worker (a fresh ``python`` started with a scrubbed environment, in its own session and process
-group, working in a private temp dir); the worker loads the code once and then serves many calls
-over length-prefixed JSON on pipes, so a call costs well under a millisecond of overhead.
+Generated rewards never run, nor are parsed, in the trainer's process. Each loaded reward gets
+its own persistent worker (a fresh ``python`` started with a scrubbed environment, in its own
+session and process group, working in a private temp dir); the worker parses, restricts and
+compiles the code once and then serves many calls over length-prefixed JSON on pipes, so a call
+costs about a millisecond of overhead.
 
-What it protects against (each claim has a test in ``tests/rewards/test_hostile.py``):
+What it protects against, layer by layer; each layer has evil tests that only it stops
+(``tests/sandbox/test_language_layer.py``, ``test_kernel_layer.py``, ``test_hostile.py``,
+``test_parent_layer.py``), and ``rewardsmith doctor`` says which layers this machine provides:
 
-* **Language-level escapes**: code is compiled with RestrictedPython (no ``_names``, no frame or
-  code attributes, no ``exec``/``eval``/``compile``/``open``/``type``, no ``str.format`` field
-  lookups) and runs with safe builtins and an import allow-list whose modules are exposed as
-  filtered views (no ``fractions.sys``, no ``operator.attrgetter``, no ``typing.get_type_hints``).
-* **Hangs and runaway work**: a wall-clock timeout per call; on timeout the worker's whole
-  process group is SIGKILLed and the worker replaced; RLIMIT_CPU caps a worker's total CPU time.
-* **Memory bombs**: RLIMIT_AS (1 GiB by default); the allocation fails inside the worker.
-* **Files**: Landlock allows reads only beneath the Python installation and the temp dir and
-  writes only beneath the temp dir (deleted with the worker); RLIMIT_FSIZE caps file size; when
-  started as root the worker runs as ``nobody``.
-* **Network**: a private network namespace (root) and Landlock's TCP rules (ABI >= 4).
-* **Processes and signals**: RLIMIT_NPROC 0 (no fork, no threads), no ``execve`` (Landlock),
-  ``no_new_privs``, no signals to processes outside the sandbox (Landlock ABI >= 6).
-* **Secrets**: the environment is scrubbed; the parent's files and ``/proc`` are unreadable.
-* **Shared state**: inputs are serialised (so copied) for every call; each reward has its own
-  process, so one reward cannot mutate what another sees.
+* **Language** (:mod:`._restrict`): RestrictedPython (no ``_names``, no frame or code
+  attributes, no ``exec``/``eval``/``compile``/``open``/``type``, no ``str.format`` field
+  lookups), safe builtins, and imports that return read-only views of allowed modules holding
+  only attributes listed one by one as safe (nothing that gets or sets attributes by a
+  caller-chosen name, hands out frames, globals or modules, or evaluates strings).
+* **Kernel** (:mod:`._seccomp`): a seccomp-bpf allow-list of system calls, installed last; exec
+  of any kind, ``memfd_create``, sockets of every family, new processes and namespaces, IPC,
+  ``ptrace``, ``prctl``, mounts, ``bpf``, perf, io_uring and keyrings kill the worker.
+* **Process** (:mod:`._confine`): namespaces (network, IPC, UTS, mount, PID; through a user
+  namespace when not root), Landlock (reads only beneath the Python installation and the temp
+  dir, writes only beneath the temp dir, no exec, TCP and cross-sandbox signals denied), the
+  ``nobody`` user when started as root, ``no_new_privs``, a parent-death signal (checked against
+  the expected parent to close the race), and rlimits (1 GiB address space, CPU seconds, 1 MiB
+  files, 32 open files, no new processes, no core dumps).
+* **Parent** (this module and :mod:`._protocol`): a wall-clock timeout per call (the worker's
+  process group is SIGKILLed and replaced); replies are size-capped, flat, sequenced and
+  schema-checked, so a worker writing forged frames is killed and its call failed, never
+  crashing or desynchronising the trainer; error text is stripped of control characters;
+  inputs are copied for every call and each reward has its own process; a reward that times out
+  ``max_timeouts`` times is disabled for good, whatever worker it was in.
 
 What it does not protect against:
 
-* Kernel exploits and CPU side channels: there is no seccomp filter, no user/mount namespace and
-  no VM; a kernel bug reachable from an unprivileged process breaks out.
-* Layers the host cannot provide: without root there is no network namespace or privilege drop,
-  and without Landlock (old kernels, some containers) file reads and writes are limited only by
-  the file modes of the user running rewardsmith and by the language layer. Missing layers are
-  logged once as warnings.
-* Reading the Python installation (its files are readable by design), burning the CPU time it is
-  given, and results that are wrong but well-formed: that is what validation probes for.
+* Kernel bugs reachable through the allowed system calls, and CPU side channels: there is no VM.
+* Layers the host cannot provide: old kernels without Landlock or seccomp, containers that
+  forbid user namespaces. Each missing layer is logged once as a warning and shown by
+  ``rewardsmith doctor``; the remaining layers still apply.
+* Reading the Python installation (its files are readable by design), burning the CPU time and
+  memory it is given, and results that are wrong but well-formed: that is what validation's
+  probes and the training monitor look for.
 
 Workers import the allowed modules before confining themselves: afterwards they may not be able
 to read the standard library at all (an interpreter under ``/root`` is unreadable to ``nobody``).
@@ -42,6 +48,7 @@ to read the standard library at all (an interpreter under ``/root`` is unreadabl
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import hashlib
 import logging
 import os
@@ -146,6 +153,25 @@ def _outline_from(reply: dict[str, Any]) -> Outline:
     if len({len(c) for c in columns}) != 1:
         return Outline(error="the sandbox sent an inconsistent outline")
     return Outline(tuple(Statement(*row) for row in zip(*columns, strict=True)))
+
+
+#: ``trainer_state.log_history`` entries passed to a sandboxed reward: the most recent ones.
+#: The whole history grows with every logged step (hundreds of kilobytes late in a run) and
+#: would be re-encoded on every call; validation sends the same shape.
+MAX_LOG_HISTORY = 8
+
+
+def _slim_state(state: Any) -> Any:
+    """TRL's ``TrainerState`` (or its dict) as a dict with the last log entries only."""
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        state = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    if isinstance(state, dict) and isinstance(state.get("log_history"), list):
+        state = {**state, "log_history": state["log_history"][-MAX_LOG_HISTORY:]}
+    return state
+
+
+def _call_message(kwargs: dict[str, Any], n: int) -> dict[str, Any]:
+    return {"op": "call", "kwargs": kwargs, "n": n}
 
 
 def _plain_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -344,23 +370,25 @@ class SandboxPool:
     ) -> CallResult:
         """Call the reward in ``code`` as TRL does: all keyword arguments.
 
-        ``kwargs`` are the dataset columns (``answer``, ``question``...); values JSON cannot carry
-        are dropped. ``restricted=False`` skips the language layer and exists only to test the OS
-        layer with a simulated escape. Never raises for anything the reward does.
+        ``kwargs`` are the dataset columns (``answer``, ``question``...) and TRL's extras
+        (``completion_ids``, ``trainer_state`` with its last :data:`MAX_LOG_HISTORY` log
+        entries); values JSON cannot carry are dropped. ``restricted=False`` skips the
+        language layer and exists only to test the OS layer with a simulated escape. Never
+        raises for anything the reward does.
         """
         start = time.perf_counter()
         n = len(completions)
         kwargs = {"prompts": prompts, "completions": completions, **kwargs}
-        try:
-            _protocol.encode(kwargs)
-        except (TypeError, ValueError):
+        if "trainer_state" in kwargs:
+            kwargs["trainer_state"] = _slim_state(kwargs["trainer_state"])
+        try:  # encoded once on the way out; only when that fails are the kwargs filtered
+            reply = self._run(code, name, _call_message(kwargs, n), timeout_s, restricted)
+        except _protocol.Unencodable:
             try:
                 kwargs = _plain_kwargs(kwargs)
             except (TypeError, ValueError) as exc:
                 return _finish(CallResult(ok=False, error=f"inputs not serialisable: {exc}"), start)
-        reply = self._run(
-            code, name, {"op": "call", "kwargs": kwargs, "n": n}, timeout_s, restricted
-        )
+            reply = self._run(code, name, _call_message(kwargs, n), timeout_s, restricted)
         if isinstance(reply, CallResult):
             return _finish(reply, start)
         cost = float(reply.get("call_cpu_s", 0.0))
