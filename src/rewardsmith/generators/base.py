@@ -69,7 +69,9 @@ class Rejection:
     """A proposal that did not become a usable candidate, with the reason.
 
     ``stage`` says where it failed: ``"request"`` (API error after retries), ``"parse"``
-    (malformed output), or a validation stage name when the search records verdicts here.
+    (malformed output, or an item lost to truncation), ``"truncated"`` (the reply was cut, by the
+    token limit or mid-JSON; the reason says how many rewards were asked for and kept), or a
+    validation stage name when the search records verdicts here.
     """
 
     round: int
