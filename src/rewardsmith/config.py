@@ -235,14 +235,14 @@ FindingKind = Literal["failures", "timeouts", "slow", "no_signal", "garbage_abov
 class MonitorSection(_Section):
     """Watching each sandboxed reward while it trains (:mod:`rewardsmith.training.monitor`).
 
-    Over the last ``window`` calls (judged once ``min_calls`` are in): a failure share above
-    ``failure_rate``, a timeout share above ``timeout_rate``, a p95 latency above
-    ``latency_p95_s`` and zero within-group spread in every scored call are findings, each kind
-    reported at most once per window. Every ``audit_every``-th call (0: never) corrupted copies
-    of up to ``audit_samples`` correct live completions are scored too; a copy scored above its
-    original is a ``garbage_above_correct`` finding. A trial fails once one reward has
-    ``fail_after`` findings of the kinds in ``fail_on`` (0: record only, never fail).
-    Sparse rewards can legitimately give no signal for a while, so ``no_signal`` (like
+    Over the last ``window`` (10) calls, judged once ``min_calls`` (5) are in: a failed-call
+    share above ``failure_rate`` (0.3), a timed-out share above ``timeout_rate`` (0.1), a p95
+    latency above ``latency_p95_s`` (1.0 s) and zero within-group spread in every scored call
+    are findings, each kind reported at most once per window. Every ``audit_every``-th (5th) call
+    (0: never) corrupted copies of up to ``audit_samples`` (4) correct live completions are
+    scored too; a copy scored above its original is a ``garbage_above_correct`` finding. A trial
+    fails once one reward has ``fail_after`` (3) findings of the kinds in ``fail_on`` (0: record
+    only). Sparse rewards can legitimately give no signal for a while, so ``no_signal`` (like
     ``slow``) is recorded and fed back but does not fail a trial by default.
     """
 

@@ -272,8 +272,9 @@ def hacking_section(data: ReportData) -> list[Block]:
         Paragraph(
             "Suspect when the training reward rose (last third vs first third of the curve) while "
             "selection accuracy fell below the baseline's, when the extraction rate is below "
-            f"{an.EXTRACTION_THRESHOLD}, or when at least half of the sampled responses are empty "
-            f"or repetitive (distinct 3-gram ratio < {an.REPETITION_THRESHOLD}).",
+            f"{an.EXTRACTION_THRESHOLD}, when at least half of the sampled responses are empty "
+            f"or repetitive (distinct 3-gram ratio < {an.REPETITION_THRESHOLD}), or when one of "
+            "its rewards scored corrupted completions above correct ones in a training audit.",
             "note",
         ),
     ]

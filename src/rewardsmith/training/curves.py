@@ -6,7 +6,9 @@ the mean and std of each reward component, the total reward, completion length, 
 fraction of groups whose rewards had zero std (no learning signal).
 
 :class:`FailureGuard` stops training when a sandboxed reward fails too often or the loss turns
-NaN, and keeps the reason so the trial is recorded FAILED rather than crashing.
+NaN, and keeps the reason so the trial is recorded FAILED rather than crashing. It judges the
+whole run's failure rate; :mod:`rewardsmith.training.monitor` watches each sandboxed reward over a
+sliding window (failures, timeouts, latency, learning signal) and audits it on live batches.
 """
 
 from __future__ import annotations

@@ -79,28 +79,34 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         ),
         monitor=cfg.rewards.monitor,
     )
+    _record(store, trial.id, outcome, split)
+    return outcome
+
+
+def _record(store: RunStore, trial_id: int, outcome: TrialOutcome, split: str) -> None:
+    """Write the trial's result and COMPLETE, or FAILED with the reason; either way with what
+    its reward monitors found."""
     monitors = [
         RewardMonitorRecord(name, m["summary"], tuple(m["findings"]))
         for name, m in outcome.monitors.items()
     ]
-    if outcome.state == "COMPLETE":
-        curves = {k: [list(p) for p in v] for k, v in outcome.curves.items()}
-        curves["_reward_failures"] = outcome.reward_failures
-        curves["_timings"] = {"train_s": outcome.train_seconds, "eval_s": outcome.eval_seconds}
-        store.complete_trial(
-            trial.id,
-            TrialResult(
-                metrics={**outcome.metrics, "split": split},
-                correctness=tuple(int(c) for c in outcome.correct),
-                curves=curves,
-                eval_path=outcome.records_path,
-                adapter_path=outcome.adapter_dir,
-            ),
-            monitors=monitors,
-        )
-    else:
-        store.fail_trial(trial.id, outcome.reason or "unknown failure", monitors=monitors)
-    return outcome
+    if outcome.state != "COMPLETE":
+        store.fail_trial(trial_id, outcome.reason or "unknown failure", monitors=monitors)
+        return
+    curves = {k: [list(p) for p in v] for k, v in outcome.curves.items()}
+    curves["_reward_failures"] = outcome.reward_failures
+    curves["_timings"] = {"train_s": outcome.train_seconds, "eval_s": outcome.eval_seconds}
+    store.complete_trial(
+        trial_id,
+        TrialResult(
+            metrics={**outcome.metrics, "split": split},
+            correctness=tuple(int(c) for c in outcome.correct),
+            curves=curves,
+            eval_path=outcome.records_path,
+            adapter_path=outcome.adapter_dir,
+        ),
+        monitors=monitors,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
