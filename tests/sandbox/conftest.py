@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,13 @@ def no_side_effects(pool, tmp_path, monkeypatch):
     env_after = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     assert env_after == env_before, "the parent's environment changed"
     assert leftover_processes(pool) == [], "processes outlived their worker"
+
+
+def accept_once(server: socket.socket) -> bool:
+    """Whether one connection arrives before the listener's timeout."""
+    try:
+        connection, _ = server.accept()
+    except TimeoutError:
+        return False
+    connection.close()
+    return True

@@ -22,7 +22,7 @@ from rewardsmith.rewards.validation import validate_reward_code
 from rewardsmith.sandbox._process import WorkerProcess
 from rewardsmith.sandbox.pool import SandboxPool
 
-from .conftest import leftover_processes
+from .conftest import accept_once, leftover_processes
 
 RET = "return [0.0] * len(completions)"
 
@@ -235,7 +235,7 @@ def test_os_layer_blocks_network(seccomp, pool, pool_without_seccomp, no_side_ef
     server.settimeout(0.5)
     port = server.getsockname()[1]
     accepted = []
-    thread = threading.Thread(target=lambda: accepted.append(_accept(server)))
+    thread = threading.Thread(target=lambda: accepted.append(accept_once(server)))
     thread.start()
     code = _prog(
         "import ctypes, struct",
@@ -256,12 +256,3 @@ def test_os_layer_blocks_network(seccomp, pool, pool_without_seccomp, no_side_ef
     expected = KILLED if seccomp and "seccomp" in _layers(pool) else "connect failed"
     assert not result.ok and expected in result.error, result
     assert accepted == [False]
-
-
-def _accept(server: socket.socket) -> bool:
-    try:
-        connection, _ = server.accept()
-    except TimeoutError:
-        return False
-    connection.close()
-    return True

@@ -36,7 +36,7 @@ from rewardsmith.sandbox._confine import LAYER_NAMES, ORPHANED_EXIT
 from rewardsmith.sandbox._process import WorkerProcess
 from rewardsmith.sandbox.pool import SandboxPool
 
-from .conftest import leftover_processes
+from .conftest import accept_once, leftover_processes
 
 KILLED = "killed by SIGSYS"
 MACHINE = platform.machine()
@@ -320,22 +320,13 @@ def unix_listener():
     server.listen(1)
     server.settimeout(1.0)
     accepted: list[bool] = []
-    thread = threading.Thread(target=lambda: accepted.append(_accept(server)))
+    thread = threading.Thread(target=lambda: accepted.append(accept_once(server)))
     thread.start()
     yield path, accepted, thread
     thread.join()
     server.close()
     os.unlink(path)
     os.rmdir(directory)
-
-
-def _accept(server: socket.socket) -> bool:
-    try:
-        connection, _ = server.accept()
-    except TimeoutError:
-        return False
-    connection.close()
-    return True
 
 
 def _unix_connect(path: str) -> str:
