@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rewardsmith.store import RunStore, TrialState
+from rewardsmith.store import RunStore, StoreError, TrialState
 from tests.conftest import run_cli
 from tests.training.conftest import tiny_config
 
@@ -47,7 +47,10 @@ def _wait_for(predicate, timeout: float = 300) -> None:
 def _states(run_dir: Path) -> dict[int, TrialState]:
     if not (run_dir / "store.db").exists():
         return {}
-    store = RunStore.open(run_dir)
+    try:
+        store = RunStore.open(run_dir)
+    except StoreError:  # the search is still creating the store
+        return {}
     try:
         return {t.id: t.state for t in store.trials()}
     finally:
