@@ -163,7 +163,7 @@ def test_asking_again_in_a_round_gives_new_names():
 def test_a_shortfall_is_recorded_not_looped_on(monkeypatch):
     gen = OfflineGenerator()
     only = OfflineGenerator().propose(1, 1, CONTEXT)[0]
-    monkeypatch.setattr(gen, "_sample", lambda rng: genome_from_code(only.code))
+    monkeypatch.setattr(gen, "_sample", lambda rng, lessons=None: genome_from_code(only.code))
     candidates = gen.propose(1, 3, CONTEXT)  # every draw is the same genome
     assert [c.code for c in candidates] == [only.code]
     [rejection] = gen.rejections

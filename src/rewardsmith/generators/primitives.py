@@ -52,13 +52,19 @@ WEIGHT = Param(0.25, 2.0)
 
 @dataclass(frozen=True)
 class Primitive:
-    """One reward component: its ``kind``, a one-line ``summary``, parameters and code template."""
+    """One reward component: its ``kind``, a one-line ``summary``, parameters and code template.
+
+    ``reweights`` names the base reward this primitive only re-weights (it scores the same
+    property with other numbers, so adding it changes the base reward's weight and nothing
+    else); None when it adds a signal the base rewards lack.
+    """
 
     kind: str
     short: str
     summary: str
     template: str
     params: dict[str, Param] = field(default_factory=dict)
+    reweights: str | None = None
 
     def render(self, fn: str, values: dict[str, float], tag_literals: dict[str, str]) -> str:
         """Source code of ``def fn(text, gold) -> float`` with ``values`` inlined."""
@@ -225,10 +231,14 @@ def @fn(text, gold):
 _LIST = (
     Primitive("format_tags", "tags", "each tag once and in order", _FORMAT_TAGS,
               {"order_weight": Param(0.0, 1.0)}),
-    Primitive("strict_format", "strict", "whole reply is reasoning then solution", _STRICT_FORMAT),
+    # the strict pattern of match_format_exactly, scored 1 instead of 3
+    Primitive("strict_format", "strict", "whole reply is reasoning then solution", _STRICT_FORMAT,
+              reweights="match_format_exactly"),
+    # check_answer's tiers (exact, near, wrong, missing) with other values
     Primitive("correctness", "correct", "solution number equals the gold answer", _CORRECTNESS,
               {"tolerance": Param(0.0, 0.1), "partial": Param(0.0, 0.5),
-               "wrong_penalty": Param(0.0, 1.0), "missing_penalty": Param(0.0, 1.0)}),
+               "wrong_penalty": Param(0.0, 1.0), "missing_penalty": Param(0.0, 1.0)},
+              reweights="check_answer"),
     Primitive("numeric_proximity", "near", "exp(-relative error / scale)", _PROXIMITY,
               {"scale": Param(0.05, 1.0)}),
     Primitive("length_band", "band", "reasoning length (chars) inside a band", _LENGTH_BAND,
@@ -253,3 +263,12 @@ _LIST = (
 )  # fmt: skip
 
 PRIMITIVES: dict[str, Primitive] = {p.kind: p for p in _LIST}
+
+
+def reweighting_kinds() -> dict[str, str]:
+    """Primitive kind -> the base reward it only re-weights.
+
+    >>> reweighting_kinds()["strict_format"]
+    'match_format_exactly'
+    """
+    return {p.kind: p.reweights for p in _LIST if p.reweights}

@@ -1,14 +1,33 @@
 """The ranked summary the generator sees each round: Eureka-style reward reflection.
 
 For every screened reward, best first on the selection split: name, description, round,
-metrics with CIs, and a reflection: ~10 values sampled over training plus max/mean/min for the
-total reward and each reward component, format and extraction rates, the error breakdown, and
-fixed tips (success near zero -> rewrite; a component that never changes -> rescale or drop; one
-component dominating -> rescale). What watching the reward during training found (audits that
-scored corrupted completions above correct ones, failures, timeouts, no learning signal) comes
-first, one line per kind (:func:`monitor_lines`), for completed and failed trials alike. Failed
-trials carry their reason; the leaders carry their code. The summary is bounded (entries,
-samples, characters) so prompts stay within a context.
+metrics with CIs, and a reflection whose lines come in this order (a prompt that clips the
+reflection keeps its start):
+
+1. what watching the reward during training found (audits that scored corrupted completions
+   above correct ones, failures, timeouts, no learning signal), one line per kind
+   (:func:`monitor_lines`);
+2. ``vs baseline: delta acc +0.04 [CI -0.01, +0.09], McNemar p=0.21 ...``: the paired
+   difference from the base-rewards-only baseline on the same selection questions
+   (:func:`baseline_line`; one line saying it is not available when no such baseline is stored);
+3. tips, only about what the generator wrote (the candidate), never about the three base
+   rewards, which it cannot change (:func:`candidate_tips`);
+4. the extraction rate and error breakdown, reward failures;
+5. ~10 values sampled over training plus max/mean/min for the total reward, format rate,
+   completion length, zero-std fraction, each component's mean and each component's spread
+   (TRL's per-reward batch std), base rewards marked as fixed.
+
+GRPO normalises rewards within each group of completions of one prompt, so a component that
+never varies gives no learning signal whatever its mean: the tips read the spread (std) curves
+and the reward monitor's count of calls with within-group spread, not the means.
+
+``SummaryEntry.stats`` carries the same facts in structured form for programmatic generators
+(the offline one reads them): ``candidates`` (names the generator wrote), ``constant`` (those
+whose batch std was zero at every logged step), ``no_group_signal`` (those with zero
+within-group spread in every monitored call), ``vs_baseline`` (:meth:`PairedDifference.to_dict`
+plus ``baseline_accuracy``, or None), ``failed`` (True for FAILED trials, with ``reason``),
+``components``/``spread`` (curve statistics by reward name). Every entry carries its code;
+prompts show only the leaders'. The summary is bounded (entries, samples, characters).
 """
 
 from __future__ import annotations
@@ -18,11 +37,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewardsmith.generators.base import Rejection, SummaryEntry
+from rewardsmith.rewards import BASE_REWARD_NAMES
+from rewardsmith.stats import PairedDifference, paired_difference
 
 N_SAMPLES = 10
-CODE_FOR_TOP = 3
-MAX_REFLECTION_CHARS = 1500
+MAX_REFLECTION_CHARS = 2000
 SCREEN_KINDS = ("screen", "manual")
+BASELINE_KIND = "baseline"
+EPS = 1e-6
+#: The candidate's mean spread relative to the base rewards' summed spread beyond which it
+#: dominates the advantage, and below which it barely moves the policy.
+DOMINATES_RATIO, NEGLIGIBLE_RATIO = 2.0, 0.05
+NO_BASELINE = (
+    "vs baseline: not available (no base-rewards-only trial evaluated on these questions yet)"
+)
 
 
 def _sample(values: Sequence[float], n: int = N_SAMPLES) -> list[float]:
@@ -33,7 +61,7 @@ def _sample(values: Sequence[float], n: int = N_SAMPLES) -> list[float]:
 
 
 def curve_stats(curve: Sequence[Sequence[float]]) -> dict[str, Any]:
-    """Sampled values and max/mean/min of a ``[[step, value], ...]`` curve.
+    """Sampled values and max/mean/min (and the last value) of a ``[[step, value], ...]`` curve.
 
     >>> curve_stats([[1, 0.0], [2, 1.0], [3, 2.0]])["mean"]
     1.0
@@ -46,26 +74,12 @@ def curve_stats(curve: Sequence[Sequence[float]]) -> dict[str, Any]:
         "max": round(max(values), 3),
         "mean": round(statistics.fmean(values), 3),
         "min": round(min(values), 3),
+        "last": round(values[-1], 3),
     }
 
 
 def _curve_line(label: str, s: dict[str, Any]) -> str:
     return f"{label}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})"
-
-
-def _tips(components: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> list[str]:
-    tips = []
-    if metrics.get("accuracy", 1.0) < 0.05:
-        tips.append("accuracy is near zero: rewrite this reward rather than tune it")
-    for name, stats in components.items():
-        if stats and stats["max"] - stats["min"] < 1e-6:
-            tips.append(f"{name} never changes during training: rescale it or drop it")
-    spans = {n: abs(s["mean"]) for n, s in components.items() if s}
-    total = sum(spans.values())
-    for name, span in spans.items():
-        if total > 0 and span / total > 0.8 and len(spans) > 1:
-            tips.append(f"{name} dominates the total reward: rescale the components")
-    return tips
 
 
 _FINDING_TEXT = {
@@ -106,38 +120,233 @@ def monitor_lines(monitors: Sequence[Any], reward: str) -> list[str]:
     return lines
 
 
+def group_signal(monitors: Sequence[Any], reward: str) -> tuple[int, int] | None:
+    """(calls with spread within some group, calls) the monitor counted for ``reward``; None
+    when it was not monitored."""
+    for record in monitors:
+        calls = record.summary.get("calls")
+        if record.reward == reward and isinstance(calls, int) and calls > 0:
+            return int(record.summary.get("signal_calls") or 0), calls
+    return None
+
+
+# ---------------------------------------------------------------------- the baseline
+
+
+def _questions(trial: Any, result: Any) -> tuple[Any, ...]:
+    """What identifies the selection questions a trial was evaluated on."""
+    cfg = trial.config or {}
+    ev = cfg.get("eval") or {}
+    return (repr(cfg.get("task")), ev.get("selection"), ev.get("limit"), len(result.correctness))
+
+
+def find_baseline(trial: Any, result: Any, baselines: Sequence[tuple[Any, Any]]) -> Any:
+    """The COMPLETE baseline ``(trial, result)`` evaluated on the same questions as ``trial``
+    (same task, selection split, limit and number of questions), or None.
+
+    Among several, the one trained like ``trial`` wins: same config, then same seed, then the
+    same number of steps, then the oldest.
+    """
+    same = [
+        (t, r)
+        for t, r in baselines
+        if r.correctness and _questions(t, r) == _questions(trial, result)
+    ]
+    if not result.correctness or not same:
+        return None
+
+    def steps(t: Any) -> Any:
+        return ((t.config or {}).get("grpo") or {}).get("max_steps")
+
+    def preference(pair: tuple[Any, Any]) -> tuple[Any, ...]:
+        t = pair[0]
+        return (t.config_hash != trial.config_hash, t.seed != trial.seed,
+                steps(t) != steps(trial), t.id)  # fmt: skip
+
+    return min(same, key=preference)
+
+
+def baseline_line(diff: PairedDifference | None, baseline_accuracy: float | None = None) -> str:
+    """The one line comparing a candidate with the baseline on the same questions.
+
+    >>> from rewardsmith.stats import paired_difference
+    >>> baseline_line(paired_difference([1, 0, 0, 1] * 25, [1, 1, 0, 1] * 25), 0.5)
+    'vs baseline: delta acc +0.25 [CI +0.16, +0.33], McNemar p=<0.001 (baseline acc 0.500; 25 questions only this reward got right, 0 only the baseline; n=100)'
+    """  # noqa: E501 - doctest output
+    if diff is None:
+        return NO_BASELINE
+    p = diff.test.pvalue
+    p_text = "<0.001" if p < 0.001 else f"{p:.2g}"
+    acc = "" if baseline_accuracy is None else f"baseline acc {baseline_accuracy:.3f}; "
+    return (
+        f"vs baseline: delta acc {diff.delta:+.2f} [CI {diff.ci_low:+.2f}, {diff.ci_high:+.2f}], "
+        f"McNemar p={p_text} ({acc}{diff.test.c} questions only this reward got right, "
+        f"{diff.test.b} only the baseline; n={diff.n})"
+    )
+
+
+def compare_to_baseline(result: Any, baseline: Any) -> tuple[str, dict[str, Any] | None]:
+    """(line, structured comparison) of ``result`` against the ``(trial, result)`` baseline."""
+    if baseline is None:
+        return NO_BASELINE, None
+    base = baseline[1]
+    diff = paired_difference(base.correctness, result.correctness)
+    accuracy = base.metrics.get("accuracy")
+    accuracy = float(accuracy) if isinstance(accuracy, int | float) else None
+    data = {**diff.to_dict(), "baseline_trial": baseline[0].id, "baseline_accuracy": accuracy}
+    return baseline_line(diff, accuracy), data
+
+
+# ---------------------------------------------------------------------- tips
+
+
+def _spread_tips(name: str, spread: dict[str, Any], base_spread: float | None) -> list[str]:
+    samples = spread.get("samples") or []
+    if spread and spread["max"] < EPS:
+        return [
+            f"{name} gave every completion in a batch the same score at every step (std 0): "
+            "it adds no learning signal; make it tell completions apart, or drop the idea"
+        ]
+    tips = []
+    tail = samples[-max(1, len(samples) // 4) :]
+    if spread and samples and all(s < EPS for s in tail):
+        tips.append(
+            f"{name} stopped varying late in training: the policy saturated it; it may be too "
+            "easy to satisfy"
+        )
+    if spread and base_spread:
+        ratio = spread["mean"] / base_spread
+        if ratio > DOMINATES_RATIO:
+            tips.append(
+                f"{name} spreads scores {ratio:.1f}x as much as the base rewards together "
+                "(mean std): it dominates the advantage; scale it down so correctness counts"
+            )
+        elif ratio < NEGLIGIBLE_RATIO:
+            tips.append(
+                f"{name} spreads scores only {ratio:.2g}x as much as the base rewards "
+                "together (mean std): scale it up or it barely moves the policy"
+            )
+    return tips
+
+
+def candidate_tips(
+    name: str,
+    spreads: dict[str, dict[str, Any]],
+    signal: tuple[int, int] | None,
+    vs_baseline: dict[str, Any] | None,
+) -> list[str]:
+    """Tips about the candidate reward ``name`` only (never a base reward).
+
+    ``spreads`` maps reward names to :func:`curve_stats` of their std curves; ``signal`` is
+    :func:`group_signal`; ``vs_baseline`` the structured comparison (or None).
+    """
+    base = [spreads[b]["mean"] for b in BASE_REWARD_NAMES if spreads.get(b)]
+    tips = _spread_tips(name, spreads.get(name) or {}, sum(base) if base else None)
+    if signal is not None:
+        with_signal, calls = signal
+        if with_signal == 0:
+            tips.append(
+                f"{name} never differed between completions of the same prompt (0/{calls} "
+                "calls): GRPO normalises within groups, so it gave no learning signal"
+            )
+        elif with_signal / calls < 0.2:
+            tips.append(
+                f"{name} differed within a group in only {with_signal}/{calls} calls: "
+                "little learning signal; reward a property that varies between samples"
+            )
+    if vs_baseline is not None:
+        delta, (low, high) = vs_baseline["delta"], vs_baseline["ci"]
+        if high < 0:
+            tips.append(f"{name} made accuracy worse than the base rewards alone: rewrite it")
+        elif delta < 0:
+            tips.append(
+                f"{name} did not beat the base rewards alone: change what it rewards, not its scale"
+            )
+        elif low > 0:
+            tips.append(f"{name} beat the base rewards alone: keep its idea and refine it")
+    return tips
+
+
+# ---------------------------------------------------------------------- reflection
+
+
+def _component_lines(means: dict, spreads: dict, candidates: Sequence[str]) -> list[str]:
+    """Mean and spread lines per component, the candidates' first (clipping drops the rest)."""
+    lines = []
+    for name, s in sorted(means.items(), key=lambda item: item[0] not in candidates):
+        if not s:
+            continue
+        role = "yours" if name in candidates else "base, fixed" if name in BASE_REWARD_NAMES else ""
+        label = f"component {name}" + (f" ({role})" if role else "")
+        lines.append(_curve_line(label, s))
+        if spreads.get(name):
+            lines.append(_curve_line(f"  spread (std) of {name}", spreads[name]))
+    return lines
+
+
+def _evaluation_lines(metrics: dict[str, Any], curves: dict[str, Any]) -> list[str]:
+    errors = metrics.get("errors") or {}
+    lines = [
+        f"extraction rate {metrics.get('extraction_rate', 0):.3f}; errors: "
+        f"{errors.get('correct', '?')} correct / {errors.get('wrong', '?')} wrong / "
+        f"{errors.get('no_extraction', '?')} no answer"
+    ]
+    for name, f in (curves.get("_reward_failures") or {}).items():
+        if f.get("failures"):
+            lines.append(f"{name} failed {f['failures']}/{f['calls']} calls: {f.get('last_error')}")
+    return lines
+
+
 def reflection_text(
-    metrics: dict[str, Any], curves: dict[str, Any], monitor: Sequence[str] = ()
+    metrics: dict[str, Any],
+    curves: dict[str, Any],
+    monitor: Sequence[str] = (),
+    *,
+    candidates: Sequence[str] = (),
+    signal: dict[str, tuple[int, int]] | None = None,
+    baseline: tuple[str, dict[str, Any] | None] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """(text, stats) describing one trial's training curves and evaluation; ``monitor`` lines
-    (see :func:`monitor_lines`) come first."""
-    components = {
-        key.removesuffix("/mean"): curve_stats(value)
-        for key, value in curves.items()
-        if key.endswith("/mean") and not key.startswith("_")
+    """(text, stats) describing one trial's training curves and evaluation (order: see the
+    module docstring). Tips concern only ``candidates``; ``signal`` maps a candidate to
+    :func:`group_signal`; ``baseline`` is :func:`compare_to_baseline`'s output (no baseline line
+    when None)."""
+    signal = signal or {}
+
+    def by_suffix(suffix: str) -> dict[str, dict[str, Any]]:
+        return {
+            key.removesuffix(suffix): curve_stats(value)
+            for key, value in curves.items()
+            if key.endswith(suffix) and not key.startswith("_")
+        }
+
+    means, spreads = by_suffix("/mean"), by_suffix("/std")
+    vs_baseline = baseline[1] if baseline else None
+    stats: dict[str, Any] = {
+        "components": means,
+        "spread": spreads,
+        "candidates": list(candidates),
+        "constant": [c for c in candidates if spreads.get(c) and spreads[c]["max"] < EPS],
+        "no_group_signal": [c for c in candidates if c in signal and signal[c][0] == 0],
+        "vs_baseline": vs_baseline,
+        "failed": False,
     }
-    stats: dict[str, Any] = {"components": components}
-    lines = list(monitor)
+    lines = list(monitor) + ([baseline[0]] if baseline else [])
+    tips = []
+    if metrics.get("accuracy", 1.0) < 0.05:
+        tips.append("accuracy is near zero: rewrite this reward rather than tune it")
+    for name in candidates:
+        tips += candidate_tips(name, spreads, signal.get(name), vs_baseline)
+    lines += [f"tip: {t}" for t in tips]
+    lines += _evaluation_lines(metrics, curves)
     for name in ("reward", "format_rate", "completion_length", "frac_zero_std"):
         if name in curves:
             stats[name] = curve_stats(curves[name])
             lines.append(_curve_line(name, stats[name]))
-    for name, s in components.items():
-        if s:
-            lines.append(_curve_line(f"component {name}", s))
-    errors = metrics.get("errors") or {}
-    lines.append(
-        f"extraction rate {metrics.get('extraction_rate', 0):.3f}; errors: "
-        f"{errors.get('correct', '?')} correct / {errors.get('wrong', '?')} wrong / "
-        f"{errors.get('no_extraction', '?')} no answer"
-    )
-    failures = {
-        k: v for k, v in (curves.get("_reward_failures") or {}).items() if v.get("failures")
-    }
-    for name, f in failures.items():
-        lines.append(f"{name} failed {f['failures']}/{f['calls']} calls: {f.get('last_error')}")
-    lines += [f"tip: {t}" for t in _tips(components, metrics)]
+    lines += _component_lines(means, spreads, candidates)
     return "\n".join(lines)[:MAX_REFLECTION_CHARS], stats
+
+
+# ---------------------------------------------------------------------- the summary
 
 
 def _metric_summary(metrics: dict[str, Any]) -> dict[str, float]:
@@ -147,39 +356,60 @@ def _metric_summary(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _completed_entry(store: Any, trial: Any, result: Any, baselines: list) -> SummaryEntry:
+    candidate = store.get_candidate(trial.candidates[0])
+    records = store.reward_monitors(trial.id)
+    signal = group_signal(records, candidate.name)
+    text, stats = reflection_text(
+        result.metrics,
+        result.curves,
+        monitor_lines(records, candidate.name),
+        candidates=(candidate.name,),
+        signal={candidate.name: signal} if signal else None,
+        baseline=compare_to_baseline(result, find_baseline(trial, result, baselines)),
+    )
+    return SummaryEntry(
+        name=candidate.name,
+        description=candidate.description,
+        round=candidate.round,
+        metrics=_metric_summary(result.metrics),
+        reflection=text,
+        stats=stats,
+        code=candidate.code,
+    )
+
+
+def _failed_entry(store: Any, trial: Any) -> SummaryEntry:
+    candidate = store.get_candidate(trial.candidates[0])
+    monitor = monitor_lines(store.reward_monitors(trial.id), candidate.name)
+    stats = {"failed": True, "reason": trial.fail_reason, "candidates": [candidate.name]}
+    return SummaryEntry(
+        name=candidate.name,
+        description=candidate.description,
+        round=candidate.round,
+        reflection="\n".join([f"training FAILED: {trial.fail_reason}", *monitor]),
+        stats=stats,
+        code=candidate.code,
+    )
+
+
 def build_summary(store: Any, rank_metric: str = "f1") -> list[SummaryEntry]:
-    """Ranked summary of all screened rewards so far (COMPLETE best first, then FAILED)."""
-    entries = []
-    ranked = store.leaderboard(rank_metric, kinds=SCREEN_KINDS)
-    for rank, (trial, result) in enumerate(ranked):
-        if len(trial.candidates) != 1:
-            continue
-        candidate = store.get_candidate(trial.candidates[0])
-        monitor = monitor_lines(store.reward_monitors(trial.id), candidate.name)
-        text, stats = reflection_text(result.metrics, result.curves, monitor)
-        entries.append(
-            SummaryEntry(
-                name=candidate.name,
-                description=candidate.description,
-                round=candidate.round,
-                metrics=_metric_summary(result.metrics),
-                reflection=text,
-                stats=stats,
-                code=candidate.code if rank < CODE_FOR_TOP else None,
-            )
-        )
-    for trial in store.trials(state="FAILED"):
-        if trial.kind in SCREEN_KINDS and len(trial.candidates) == 1:
-            candidate = store.get_candidate(trial.candidates[0])
-            monitor = monitor_lines(store.reward_monitors(trial.id), candidate.name)
-            entries.append(
-                SummaryEntry(
-                    name=candidate.name,
-                    description=candidate.description,
-                    round=candidate.round,
-                    reflection="\n".join([f"training FAILED: {trial.fail_reason}", *monitor]),
-                )
-            )
+    """Ranked summary of all screened rewards so far (COMPLETE best first, then FAILED).
+
+    Each completed entry is compared with the stored base-rewards-only baseline evaluated on
+    the same questions (:func:`find_baseline`), when there is one.
+    """
+    baselines = store.leaderboard(rank_metric, kinds=(BASELINE_KIND,))
+    entries = [
+        _completed_entry(store, trial, result, baselines)
+        for trial, result in store.leaderboard(rank_metric, kinds=SCREEN_KINDS)
+        if len(trial.candidates) == 1
+    ]
+    entries += [
+        _failed_entry(store, trial)
+        for trial in store.trials(state="FAILED")
+        if trial.kind in SCREEN_KINDS and len(trial.candidates) == 1
+    ]
     return entries
 
 
