@@ -1,5 +1,8 @@
 """GRPO step time with the base rewards in-process vs the same rewards through the sandbox.
 
+The sandboxed variant runs with every layer the machine provides and the training monitor on
+(the default), so the figure is what a search pays.
+
 Runs the demo recipe's GRPO steps on the embedded model twice per round, alternating the two
 variants (in-process registry rewards, then the identical reward code in sandbox workers), and
 prints the median seconds per step of each and the ratio (target: sandboxed <= 1.05x).
@@ -41,13 +44,15 @@ class TimedReward:
             REWARD_SECONDS.append(time.perf_counter() - start)
 
 
-def _timed_build(*args, **kwargs):
-    funcs, sandboxed = _build(*args, **kwargs)
-    return [TimedReward(f) for f in funcs], sandboxed
+def _timed_monitored(*args, **kwargs):
+    funcs, monitors = _monitor(*args, **kwargs)
+    return [TimedReward(f) for f in funcs], monitors
 
 
-_build = trial_module.build_reward_funcs
-trial_module.build_reward_funcs = _timed_build  # measure the reward calls inside real steps
+# Measure the reward calls inside real steps, as the trainer makes them: after the training
+# monitor has wrapped each sandboxed reward (its bookkeeping and periodic audits included).
+_monitor = trial_module.monitor_rewards
+trial_module.monitor_rewards = _timed_monitored
 
 
 def time_trial(cfg, task, rewards, steps: int, pool) -> tuple[float, float]:
