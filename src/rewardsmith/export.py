@@ -309,7 +309,7 @@ def render_module(
     include_base: bool = True,
 ) -> str:
     """The exported module's source; see :func:`export_rewards` for the arguments."""
-    from rewardsmith.sandbox.pool import default_pool
+    from rewardsmith.sandbox.reward import default_pool
 
     records = [_as_record(c) for c in candidates]
     _check_names(records, include_base)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rewardsmith.sandbox.pool import CallResult, SandboxedReward, SandboxPool
+from rewardsmith.sandbox import CallResult, SandboxedReward, SandboxPool
 
 from .conftest import leftover_processes
 

@@ -11,7 +11,7 @@ import pytest
 
 from rewardsmith.config import MonitorSection, RunConfig, parse_config
 from rewardsmith.rewards.base import check_answer
-from rewardsmith.sandbox.pool import SandboxedReward, SandboxPool
+from rewardsmith.sandbox import SandboxedReward, SandboxPool
 from rewardsmith.training.audit import AuditBatch, build_audit, corrupt, judge
 from rewardsmith.training.monitor import (
     Finding,

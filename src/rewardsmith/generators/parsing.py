@@ -49,7 +49,7 @@ from rewardsmith.generators._reply_json import (
 )
 from rewardsmith.generators.base import Rejection
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.sandbox.pool import Outline, Statement
+from rewardsmith.sandbox.results import Outline, Statement
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", flags=re.DOTALL)
 _OPEN_FENCE = re.compile(r"```[ \t]*(python|py)?[ \t]*\n(.*)\Z", flags=re.DOTALL | re.IGNORECASE)
@@ -225,7 +225,7 @@ def _resolve_name(name: str | None, outline: Outline) -> str | None:
 
 def _outline(code: str) -> Outline:
     """The top-level statements of ``code``, parsed in a sandbox worker (never here)."""
-    from rewardsmith.sandbox.pool import default_pool
+    from rewardsmith.sandbox.reward import default_pool
 
     return default_pool().outline(code)
 

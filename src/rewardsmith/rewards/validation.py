@@ -38,7 +38,8 @@ from typing import Any
 
 from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
 from rewardsmith.rewards.probes import GARBAGE_KINDS, Probe, call_kwargs, cost_batch, make_battery
-from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, CallResult, SandboxPool, clean_text
+from rewardsmith.sandbox.pool import DEFAULT_TIMEOUT_S, SandboxPool
+from rewardsmith.sandbox.results import CallResult, clean_text
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,17 @@ See :mod:`.pool` for the list of what is and is not protected, layer by layer.
 from __future__ import annotations
 
 from rewardsmith.sandbox._confine import Limits
-from rewardsmith.sandbox.pool import CallResult, SandboxedReward, SandboxPool, default_pool
+from rewardsmith.sandbox.pool import SandboxPool
+from rewardsmith.sandbox.results import CallResult, Outline, Statement, clean_text
+from rewardsmith.sandbox.reward import SandboxedReward, default_pool
 
-__all__ = ["CallResult", "Limits", "SandboxPool", "SandboxedReward", "default_pool"]
+__all__ = [
+    "CallResult",
+    "Limits",
+    "Outline",
+    "SandboxPool",
+    "SandboxedReward",
+    "Statement",
+    "clean_text",
+    "default_pool",
+]

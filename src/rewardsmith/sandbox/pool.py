@@ -47,112 +47,26 @@ to read the standard library at all (an interpreter under ``/root`` is unreadabl
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import hashlib
 import logging
-import os
-import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from rewardsmith.sandbox import _protocol
 from rewardsmith.sandbox._confine import Limits
 from rewardsmith.sandbox._process import WorkerProcess
+from rewardsmith.sandbox.results import CallResult, Outline, clean_text, outline_from
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
-_MAX_ERROR_CHARS = 2000
 
-__all__ = [
-    "CallResult",
-    "Limits",
-    "Outline",
-    "SandboxPool",
-    "SandboxedReward",
-    "Statement",
-    "default_pool",
-]
-
-
-@dataclass(frozen=True)
-class CallResult:
-    """The outcome of one sandboxed load or call; ``values`` is empty unless ``ok``.
-
-    ``stage`` (loads only) names where a load failed: ``parse``, ``restrict`` or ``load``;
-    ``entry`` is the reward function's name once the code parsed; ``cpu_s`` is the CPU time
-    the reward's own code used in a call. ``error`` is plain text: control characters and
-    terminal escape sequences are removed (the text comes from untrusted code).
-    """
-
-    ok: bool
-    values: tuple[float | None, ...] = ()
-    error: str | None = None
-    timed_out: bool = False
-    crashed: bool = False
-    duration_s: float = 0.0
-    stage: str | None = None
-    entry: str | None = None
-    cpu_s: float = 0.0
-
-
-# CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \\) and two-character escapes.
-_ANSI_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def clean_text(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
-    """``text`` with terminal escape sequences removed and control characters as spaces.
-
-    Error text from a reward reaches logs and the terminal; it must not move the cursor,
-    recolour the screen, forge log lines or reorder text (bidi controls).
-
-    >>> clean_text("boom\\x1b[2J\\x1b[31mred\\nINFO fake")
-    'boomred INFO fake'
-    """
-    return _CONTROL.sub(" ", _ANSI_SEQUENCE.sub("", text))[:limit]
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One top-level statement of a source text, as a sandbox worker parsed it."""
-
-    start: int  # first line, decorators included (1-based)
-    end: int  # last line
-    function: str  # the function's name, or "" when the statement is not a ``def``
-    reward_like: bool  # a function with a ``completions`` parameter
-    contract: bool  # a function that follows the whole reward contract (``**kwargs`` too)
-    doc: str  # the first line of the function's docstring
-
-
-@dataclass(frozen=True)
-class Outline:
-    """The top-level structure of untrusted source, or why it does not parse (``error``)."""
-
-    statements: tuple[Statement, ...] = ()
-    error: str | None = None
-
-    def entry(self, name: str | None = None) -> str:
-        """The reward function's name by the rule of :func:`._entry.resolve_entry`."""
-        from rewardsmith.sandbox._entry import EntryError, choose_entry
-
-        if self.error is not None:
-            raise EntryError(f"the code does not parse: {self.error}")
-        functions = [(s.function, s.contract) for s in self.statements if s.function]
-        return choose_entry(functions, name)
-
-
-def _outline_from(reply: dict[str, Any]) -> Outline:
-    columns = [reply.get(k, []) for k in ("starts", "ends", "defs", "reward_like", "contract",
-                                          "docs")]  # fmt: skip
-    if len({len(c) for c in columns}) != 1:
-        return Outline(error="the sandbox sent an inconsistent outline")
-    return Outline(tuple(Statement(*row) for row in zip(*columns, strict=True)))
+__all__ = ["DEFAULT_TIMEOUT_S", "CallResult", "Limits", "Outline", "SandboxPool", "clean_text"]
 
 
 #: ``trainer_state.log_history`` entries passed to a sandboxed reward: the most recent ones.
@@ -421,7 +335,7 @@ class SandboxPool:
                 return Outline(error=clean_text(reply.error or "sandbox failure"))
             if not reply["ok"]:
                 return Outline(error=clean_text(str(reply.get("error"))))
-            return _outline_from(reply)
+            return outline_from(reply)
         raise AssertionError("unreachable")
 
     def discard(self, code: str, name: str | None = None, *, restricted: bool = True) -> None:
@@ -454,100 +368,10 @@ def _finish(result: CallResult, start: float) -> CallResult:
     return replace(result, error=error, duration_s=time.perf_counter() - start)
 
 
-_default_pool: SandboxPool | None = None
-_default_lock = threading.Lock()
+def __getattr__(name: str) -> Any:
+    # Transitional: the reward wrapper and the process-wide pool moved to ``.reward``.
+    if name in ("SandboxedReward", "default_pool"):
+        from rewardsmith.sandbox import reward
 
-
-def default_pool() -> SandboxPool:
-    """The process-wide pool used by rewards not bound to one; closed at interpreter exit."""
-    global _default_pool
-    with _default_lock:
-        if _default_pool is None:
-            _default_pool = SandboxPool()
-            atexit.register(_default_pool.close)
-        return _default_pool
-
-
-def _forget_default_pool_in_child() -> None:
-    global _default_pool
-    _default_pool = None  # the workers belong to the parent; a forked child starts its own
-
-
-os.register_at_fork(after_in_child=_forget_default_pool_in_child)
-
-
-class SandboxedReward:
-    """A generated reward behind the TRL contract, run in a sandbox pool.
-
-    Picklable (the pool is not pickled; an unpickled copy uses :func:`default_pool`), with
-    ``__name__`` set to the reward's name. A failed call (timeout, crash, exception, bad output)
-    returns ``[None] * len(completions)`` and is counted: :attr:`failures`, :attr:`timeouts`,
-    :attr:`calls`, :attr:`last_error` (:attr:`last_result` holds the last :class:`CallResult`,
-    with its duration), so a trainer can fail a trial past a threshold (:attr:`failure_rate`).
-    Counters are per object, not shared between pickled copies, and outlive workers: a reward
-    whose worker is replaced after a timeout starts afresh in the new worker, but after
-    ``max_timeouts`` timeouts the reward is disabled (every later call fails at once), so a
-    reward that hangs every N calls cannot hide behind worker restarts.
-    """
-
-    def __init__(
-        self,
-        code: str,
-        name: str,
-        *,
-        pool: SandboxPool | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        max_timeouts: int = 3,
-    ) -> None:
-        self.code = code
-        self.__name__ = name
-        self.__qualname__ = name
-        self.timeout_s = timeout_s
-        self.max_timeouts = max_timeouts
-        self.restricted = True  # False only in tests that simulate a language-layer escape
-        self.pool = pool
-        self.calls = 0
-        self.failures = 0
-        self.timeouts = 0
-        self.last_error: str | None = None
-        self.last_result: CallResult | None = None
-
-    def __repr__(self) -> str:
-        return f"SandboxedReward({self.__name__!r}, calls={self.calls}, failures={self.failures})"
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["pool"] = None
-        return state
-
-    @property
-    def failure_rate(self) -> float:
-        """Failed calls / calls (0.0 before the first call)."""
-        return self.failures / self.calls if self.calls else 0.0
-
-    def __call__(
-        self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any
-    ) -> list[float | None]:
-        if self.timeouts >= self.max_timeouts:
-            error = f"disabled after {self.timeouts} timeouts"
-            result = CallResult(ok=False, error=error, timed_out=True)
-        else:
-            pool = self.pool or default_pool()
-            result = pool.call(
-                self.code,
-                self.__name__,
-                prompts,
-                completions,
-                timeout_s=self.timeout_s,
-                restricted=self.restricted,
-                **kwargs,
-            )
-        self.calls += 1
-        self.last_result = result
-        if result.ok:
-            return list(result.values)
-        self.failures += 1
-        self.timeouts += int(result.timed_out and self.timeouts < self.max_timeouts)
-        self.last_error = result.error
-        logger.warning("reward %s failed: %s", self.__name__, result.error)
-        return [None] * len(completions)
+        return getattr(reward, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -277,7 +277,7 @@ class RewardMonitor:
         )
         pool = self.reward.pool
         if pool is None:
-            from rewardsmith.sandbox.pool import default_pool
+            from rewardsmith.sandbox.reward import default_pool
 
             pool = default_pool()
         result = pool.call(
