@@ -12,7 +12,9 @@ MODULES = [
     "rewardsmith.rewards.contract",
     "rewardsmith.rewards.base",
     "rewardsmith.sandbox._entry",
+    "rewardsmith.sandbox",
     "rewardsmith.sandbox._protocol",
+    "rewardsmith.sandbox.results",
     "rewardsmith.rewards.validation",
 ]
 
