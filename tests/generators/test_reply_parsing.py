@@ -134,3 +134,15 @@ def test_rejection_reason_quotes_an_excerpt_of_the_reply():
     result = parse_reply("nonsense " * 100, round=1, generator="g")
     [rejection] = result.rejections
     assert "nonsense nonsense" in rejection.reason and len(rejection.reason) < 300
+
+
+def test_terminal_escapes_in_a_reply_never_reach_reasons_or_descriptions():
+    reply = (
+        '[{"name": "ok_reward", "description": "\\u001b[2Jwipes\\u001b]0;t\\u0007 screen",'
+        ' "code": "def ok_reward(prompts, completions, **kw):\\n    return []\\n"},'
+        ' {"name": "\\u001b[31mred", "code": "x = 1"}]'
+    )
+    result = parse_reply(reply, round=1, generator="t")
+    texts = [c.description for c in result.candidates] + [r.reason for r in result.rejections]
+    assert result.candidates and result.rejections
+    assert all("\x1b" not in t and "\x07" not in t for t in texts), texts

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rewardsmith.extraction import DEFAULT_TAGS, Tags
 from rewardsmith.rewards.candidate import Candidate
+from rewardsmith.sandbox.results import clean_text
 
 MAX_EXAMPLES = 200
 MAX_SUMMARY = 50
@@ -79,6 +80,10 @@ class Rejection:
     stage: str
     reason: str
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        # Reasons quote model output and API errors: nothing in them may drive a terminal.
+        object.__setattr__(self, "reason", clean_text(self.reason, limit=4000))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

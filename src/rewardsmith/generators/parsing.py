@@ -49,7 +49,7 @@ from rewardsmith.generators._reply_json import (
 )
 from rewardsmith.generators.base import Rejection
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.sandbox.results import Outline, Statement
+from rewardsmith.sandbox.results import Outline, Statement, clean_text
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", flags=re.DOTALL)
 _OPEN_FENCE = re.compile(r"```[ \t]*(python|py)?[ \t]*\n(.*)\Z", flags=re.DOTALL | re.IGNORECASE)
@@ -341,6 +341,7 @@ def _add(
     if any(c.name == name for c in ctx.result.candidates):
         ctx.reject(f"{where}name {name!r} appears more than once in the reply", name=name)
         return
+    description = clean_text(description, limit=1000)  # shown in terminals and reports
     ctx.result.candidates.append(
         Candidate(
             name=name, code=code, description=description, round=ctx.round, generator=ctx.generator
