@@ -1,33 +1,26 @@
 """The ranked summary the generator sees each round: Eureka-style reward reflection.
 
-For every screened reward, best first on the selection split: name, description, round,
-metrics with CIs, and a reflection whose lines come in this order (a prompt that clips the
-reflection keeps its start):
-
-1. what watching the reward during training found (audits that scored corrupted completions
-   above correct ones, failures, timeouts, no learning signal), one line per kind
-   (:func:`monitor_lines`);
-2. ``vs baseline: delta acc +0.04 [CI -0.01, +0.09], McNemar p=0.21 ...``: the paired
-   difference from the base-rewards-only baseline on the same selection questions
-   (:func:`baseline_line`; one line saying it is not available when no such baseline is stored);
-3. tips, only about what the generator wrote (the candidate), never about the three base
-   rewards, which it cannot change (:func:`candidate_tips`);
-4. the extraction rate and error breakdown, reward failures;
-5. ~10 values sampled over training plus max/mean/min for the total reward, format rate,
-   completion length, zero-std fraction, each component's mean and each component's spread
-   (TRL's per-reward batch std), base rewards marked as fixed.
+For every screened reward, best first on the selection split: name, description, round, metrics
+with CIs, and a reflection whose lines come in this order (a prompt that clips it keeps its start):
+what the reward monitors found in training (:func:`monitor_lines`); ``vs baseline: delta acc
++0.04 [CI -0.01, +0.09], McNemar p=0.21 ...``, the paired difference from the base-rewards-only
+baseline on the same questions (:func:`baseline_line`; one line saying so when there is none);
+tips about the candidate only, never the three base rewards, which the generator cannot change
+(:func:`candidate_tips`); extraction rate, errors and reward failures; then ~10 sampled values
+plus max/mean/min of the total reward, format rate, length, zero-std fraction and each
+component's mean and spread (TRL's per-reward batch std), base rewards marked fixed.
 
 GRPO normalises rewards within each group of completions of one prompt, so a component that
-never varies gives no learning signal whatever its mean: the tips read the spread (std) curves
-and the reward monitor's count of calls with within-group spread, not the means.
+never varies gives no learning signal whatever its mean: the tips read the std curves and the
+monitor's count of calls with within-group spread, not the means.
 
-``SummaryEntry.stats`` carries the same facts in structured form for programmatic generators
-(the offline one reads them): ``candidates`` (names the generator wrote), ``constant`` (those
-whose batch std was zero at every logged step), ``no_group_signal`` (those with zero
-within-group spread in every monitored call), ``vs_baseline`` (:meth:`PairedDifference.to_dict`
-plus ``baseline_accuracy``, or None), ``failed`` (True for FAILED trials, with ``reason``),
-``components``/``spread`` (curve statistics by reward name). Every entry carries its code;
-prompts show only the leaders'. The summary is bounded (entries, samples, characters).
+``SummaryEntry.stats`` holds the same facts for programmatic generators (the offline one reads
+them): ``candidates`` (the names the generator wrote), ``constant`` (those whose batch std was 0
+at every logged step), ``no_group_signal`` (those without within-group spread in any monitored
+call), ``vs_baseline`` (:meth:`~rewardsmith.stats.PairedDifference.to_dict` plus
+``baseline_trial`` and ``baseline_accuracy``; None without a baseline), ``failed`` (True for a
+FAILED trial, with ``reason``), ``components``/``spread`` (curve statistics by reward name).
+Every entry carries its code; prompts show only the leaders'. Everything is bounded.
 """
 
 from __future__ import annotations
