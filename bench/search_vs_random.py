@@ -143,9 +143,12 @@ def run_seed(args: argparse.Namespace, seed: int, pool: Any, started: float) -> 
     store = open_store(dirs["feedback"], cfg, task)
     search = Search(store, OfflineGenerator(seed=seed), executor, task,
                     observer=Printer(f"seed {seed}", started), pool=pool)  # fmt: skip
-    baseline = store.enqueue_trial("baseline", [])
-    executor.run(store, [baseline])
-    search.observer.trial_done(store.trial(baseline), store.result(baseline))
+    if hasattr(search, "baseline"):  # the search trains it before round 1
+        search.baseline()
+    else:
+        baseline = store.enqueue_trial("baseline", [], attrs={"role": "screening"})
+        executor.run(store, [baseline])
+        search.observer.trial_done(store.trial(baseline), store.result(baseline))
     run_rounds(search, range(1, 2))
     if not (dirs["random"] / "store.db").is_file():
         copy_store(store, dirs["random"]).close()

@@ -146,6 +146,16 @@ def test_the_baseline_trained_like_the_candidate_is_preferred(store: RunStore) -
     complete(store, "screen", ["good_reward"], BETTER, curves("good_reward", [1, 1, 1]))
     (entry,) = build_summary(store)
     assert entry.stats["vs_baseline"]["baseline_trial"] == same
+    assert "baseline trained" not in entry.reflection
+
+
+def test_a_baseline_trained_longer_is_compared_and_says_so(store: RunStore) -> None:
+    longer = parse_config({**SMALL, "grpo": {**SMALL["grpo"], "max_steps": 8}})
+    complete(store, "baseline", [], BASELINE, config=longer)  # an older run's finalist baseline
+    complete(store, "screen", ["good_reward"], BETTER, curves("good_reward", [1, 1, 1]))
+    (entry,) = build_summary(store)
+    assert "vs baseline: delta acc +0.35" in entry.reflection
+    assert "baseline trained 8 steps, this reward 4" in entry.reflection
 
 
 def test_no_within_group_signal_is_a_tip_and_a_structured_fact(store: RunStore) -> None:

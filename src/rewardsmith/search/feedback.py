@@ -133,28 +133,27 @@ def _questions(trial: Any, result: Any) -> tuple[Any, ...]:
     return (repr(cfg.get("task")), ev.get("selection"), ev.get("limit"), len(result.correctness))
 
 
+def _steps(trial: Any) -> Any:
+    return ((trial.config or {}).get("grpo") or {}).get("max_steps")
+
+
 def find_baseline(trial: Any, result: Any, baselines: Sequence[tuple[Any, Any]]) -> Any:
     """The COMPLETE baseline ``(trial, result)`` evaluated on the same questions as ``trial``
     (same task, selection split, limit and number of questions), or None.
 
-    Among several, the one trained like ``trial`` wins: same config, then same seed, then the
-    same number of steps, then the oldest.
+    Among several, the one trained like ``trial`` wins (the screening baseline the search
+    trains before round 1): same config, then same seed, then the same number of steps, then
+    the oldest.
     """
-    same = [
-        (t, r)
-        for t, r in baselines
-        if r.correctness and _questions(t, r) == _questions(trial, result)
-    ]
+    key = _questions(trial, result)
+    same = [(t, r) for t, r in baselines if r.correctness and _questions(t, r) == key]
     if not result.correctness or not same:
         return None
-
-    def steps(t: Any) -> Any:
-        return ((t.config or {}).get("grpo") or {}).get("max_steps")
 
     def preference(pair: tuple[Any, Any]) -> tuple[Any, ...]:
         t = pair[0]
         return (t.config_hash != trial.config_hash, t.seed != trial.seed,
-                steps(t) != steps(trial), t.id)  # fmt: skip
+                _steps(t) != _steps(trial), t.id)  # fmt: skip
 
     return min(same, key=preference)
 
@@ -178,16 +177,22 @@ def baseline_line(diff: PairedDifference | None, baseline_accuracy: float | None
     )
 
 
-def compare_to_baseline(result: Any, baseline: Any) -> tuple[str, dict[str, Any] | None]:
-    """(line, structured comparison) of ``result`` against the ``(trial, result)`` baseline."""
+def compare_to_baseline(
+    trial: Any, result: Any, baseline: Any
+) -> tuple[str, dict[str, Any] | None]:
+    """(line, structured comparison) of ``trial``'s ``result`` against the ``(trial, result)``
+    baseline; the line names both budgets when they differ."""
     if baseline is None:
         return NO_BASELINE, None
-    base = baseline[1]
+    base_trial, base = baseline
     diff = paired_difference(base.correctness, result.correctness)
     accuracy = base.metrics.get("accuracy")
     accuracy = float(accuracy) if isinstance(accuracy, int | float) else None
-    data = {**diff.to_dict(), "baseline_trial": baseline[0].id, "baseline_accuracy": accuracy}
-    return baseline_line(diff, accuracy), data
+    data = {**diff.to_dict(), "baseline_trial": base_trial.id, "baseline_accuracy": accuracy}
+    line = baseline_line(diff, accuracy)
+    if _steps(base_trial) != _steps(trial):
+        line += f"; baseline trained {_steps(base_trial)} steps, this reward {_steps(trial)}"
+    return line, data
 
 
 # ---------------------------------------------------------------------- tips
@@ -359,7 +364,7 @@ def _completed_entry(store: Any, trial: Any, result: Any, baselines: list) -> Su
         monitor_lines(records, candidate.name),
         candidates=(candidate.name,),
         signal={candidate.name: signal} if signal else None,
-        baseline=compare_to_baseline(result, find_baseline(trial, result, baselines)),
+        baseline=compare_to_baseline(trial, result, find_baseline(trial, result, baselines)),
     )
     return SummaryEntry(
         name=candidate.name,
