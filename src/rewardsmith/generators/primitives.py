@@ -4,7 +4,9 @@ A primitive scores one completion (``text``) against the gold answer (``gold``, 
 returns a float, usually in [-1, 1]. Its numeric parameters (thresholds, scales) are inlined as
 literals when rendered, so the generated program is self-contained, deterministic, and imports
 only ``math`` and ``re``. :mod:`rewardsmith.generators.program` combines weighted primitives
-into one reward function with TRL's contract.
+into one reward function with TRL's contract. A primitive that only re-weights one of the three
+base rewards says which (``Primitive.reweights``; :func:`reweighting_kinds`), so candidates made
+of it can be labelled as adding no new signal.
 
 Templates use ``@name`` placeholders (:class:`string.Template` with ``@`` as the delimiter):
 ``@fn`` the function name, ``@rs/@re/@ss/@se`` the four tag literals, ``@groups`` the reflection
