@@ -66,8 +66,34 @@ BAD_VALUES = [
     ({"search": {"rank_metric": "loss"}}, "search.rank_metric", "must be one of"),
     ({"search": {"ensemble_sizes": [2, 2]}}, "search.ensemble_sizes", "distinct"),
     ({"search": {"ensemble_sizes": []}}, "search.ensemble_sizes", "at least one"),
-    # defaults are checked too: 7 ensemble members need more than 1 x 3 candidates
-    ({"search": {"rounds": 1, "candidates_per_round": 3}}, "search.ensemble_sizes", "exceeds"),
+    (
+        {"search": {"rounds": 1, "candidates_per_round": 3, "ensemble_sizes": [4]}},
+        "search.ensemble_sizes",
+        "exceeds",
+    ),  # fmt: skip
+    # defaults are checked too: the paper's seven need more than 1 x 3 candidates
+    (
+        {"search": {"rounds": 1, "candidates_per_round": 3, "control_k": 1}},
+        "search.ensembles",
+        "'top-5' needs more than the 3 candidates",
+    ),  # fmt: skip
+    ({"search": {"ensembles": []}}, "search.ensembles", "at least one"),
+    (
+        {"search": {"ensembles": [{"name": "a", "k": 1}, {"name": "a", "k": 2}]}},
+        "search.ensembles",
+        "distinct",
+    ),  # fmt: skip
+    ({"search": {"ensembles": [{"name": "a", "rule": "top"}]}}, "search.ensembles", "needs k"),
+    (
+        {"search": {"ensembles": [{"name": "a", "rule": "best", "k": 1}]}},
+        "search.ensembles",
+        "must be one of",
+    ),  # fmt: skip
+    ({"search": {"replace_attempts": 0}}, "search.replace_attempts", "must be > 0"),
+    ({"task": {"prompt": "fancy"}}, "task.prompt", "unknown prompt"),
+    ({"task": {"prompt": "paper", "system_prompt": "Hi"}}, "task.system_prompt", "not both"),
+    ({"grpo": {"optim": "adam"}}, "grpo.optim", "must be one of"),
+    ({"assumptions": {"grpo.betta": "x"}}, "assumptions", "names no config field"),
     (
         {"search": {"rounds": 1, "candidates_per_round": 4, "ensemble_sizes": [2]}},
         "search.control_k",
@@ -93,6 +119,7 @@ def test_several_errors_are_counted_on_one_line() -> None:
 
 
 def test_paper_recipe_matches_the_reference() -> None:
+    # the part-1 items are checked one by one in tests/test_paper_recipe.py
     cfg = load_config(PAPER)
     assert cfg.model.spec == "meta-llama/Llama-3.2-3B-Instruct"
     assert (cfg.lora.r, cfg.lora.alpha) == (32, 32)
@@ -104,12 +131,11 @@ def test_paper_recipe_matches_the_reference() -> None:
         0.1,
         0.1,
     )
-    assert (g.per_device_train_batch_size, g.gradient_accumulation_steps) == (1, 4)
     assert (g.num_generations, g.max_grad_norm, g.max_steps, cfg.seed) == (4, 1.0, 500, 3407)
     assert (cfg.eval.max_new_tokens, cfg.eval.limit, cfg.eval.selection) == (256, None, "test")
     assert cfg.task.name == "gsm8k"
     s = cfg.search
-    assert (s.rounds, s.candidates_per_round, len(s.ensemble_sizes)) == (5, 10, 7)
+    assert (s.rounds, s.candidates_per_round, len(s.ensemble_plan())) == (5, 10, 7)
     assert (s.ensemble_steps, s.final_seeds, s.control_k) == (300, 3, 5)
 
 
@@ -120,8 +146,48 @@ def test_demo_recipe_is_small_and_embedded() -> None:
     assert cfg.grpo.max_completion_length <= 128 and cfg.grpo.max_steps <= 60
     assert cfg.eval.limit == 100
     s = cfg.search
-    assert (s.rounds, s.candidates_per_round, len(s.ensemble_sizes), s.control_k) == (2, 4, 3, 2)
+    # at most three ensemble trials, as before named ensembles (the demo's time budget)
+    plan = s.ensemble_plan()
+    assert (s.rounds, s.candidates_per_round, len(plan), s.control_k) == (2, 4, 3, 2)
+    assert [e.name for e in plan] == ["top-2", "top-4", "diverse-rounds"]
+    assert all(s.steps_of(e) == s.ensemble_steps == cfg.grpo.max_steps for e in plan)
     assert 1 <= s.final_seeds <= 3
+
+
+def test_ensemble_sizes_are_shorthand_for_top_k() -> None:
+    demo = load_config(DEMO).model_dump(mode="json")
+    demo["search"]["ensemble_sizes"] = [1, 2]  # replaces the recipe's named ensembles
+    s = parse_config(demo).search
+    assert [(e.name, e.rule, e.k) for e in s.ensemble_plan()] == [
+        ("top-1", "top", 1),
+        ("top-2", "top", 2),
+    ]
+    assert s.ensembles is None
+    assert [e.name for e in parse_config({}).search.ensemble_plan()][-2:] == [
+        "diverse-rounds",
+        "correctness",
+    ]  # neither given: the paper's seven
+
+
+def test_fields_added_later_keep_old_hashes() -> None:
+    # a run stored before these fields existed re-parses to the same hash (and trial keys)
+    base = parse_config({}).model_dump(mode="json")
+    later = [
+        ("task", "prompt"),
+        ("model", "load_in_4bit"),
+        ("grpo", "optim"),
+        ("search", "ensembles"),
+        ("search", "replace_failed"),
+        ("search", "replace_attempts"),
+        ("search", "fixed_examples"),
+    ]
+    for section, name in later:
+        old = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+        del old[section][name]
+        del old["assumptions"]
+        assert parse_config(old).config_hash() == parse_config(base).config_hash(), name
+    noted = parse_config({"assumptions": {"grpo.beta": "a guess"}})
+    assert noted.config_hash() == parse_config({}).config_hash()  # cosmetic
 
 
 def test_validating_embedded_builds_nothing(

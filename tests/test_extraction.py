@@ -23,6 +23,10 @@ PAPER_CASES = [
         "several solutions: the strict lazy capture spans both, as the paper's regex does",
     ),
     ("<thinking>x</thinking>\n<solution>\n12.50\n</solution>\n\n", "\n12.50\n", "decimals"),
+    ("<thinking>x</thinking><solution> </solution>", None, "white space only: not extracted"),
+    ("<thinking>x</thinking><solution>,</solution>", None, "a comma only: not extracted"),
+    ("<thinking>x</thinking><solution> , </solution>", None, "comma and spaces: not extracted"),
+    ("<solution>,,, then</solution>", None, "fallback run of commas only: not extracted"),
 ]
 
 

@@ -23,10 +23,41 @@ def test_counts_and_formulas() -> None:
 
 
 def test_all_extracted_f1_identity() -> None:
-    # REFERENCE: when every answer is extracted, recall = 1 and F1 = 2acc/(1+acc)
+    # every answer extracted: recall = 1 and F1 = 2acc/(1+acc)
     m = score_outcomes([True] * 10, [True] * 4 + [False] * 6)
     assert m.recall == 1.0
     assert m.f1 == pytest.approx(2 * 0.4 / 1.4)
+
+
+def test_f1_is_always_a_function_of_accuracy() -> None:
+    # REFERENCE: TP + FP + FN = total, so F1 = 2acc/(1+acc) whatever the extraction rate;
+    # ranking by F1 is ranking by accuracy
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        extracted = rng.random(n) < rng.random()
+        correct = extracted & (rng.random(n) < rng.random())
+        m = score_outcomes(extracted, correct)
+        assert m.f1 == pytest.approx(2 * m.accuracy / (1 + m.accuracy), abs=1e-12)
+
+
+BLANK_CAPTURES = [
+    # (solution content, counted as, why)
+    (" ", "fn", "white space only is nothing extracted (the paper strips first)"),
+    (",", "fn", "a comma only is empty once commas are dropped"),
+    (" , ", "fn", "commas and spaces: empty after stripping and dropping commas"),
+    ("\n,\n", "fn", "newlines are white space too"),
+    ("13", "fp", "a real wrong answer is extracted and wrong"),
+    ("1,2", "tp", "commas dropped: 12 is the gold"),
+]
+
+
+@pytest.mark.parametrize(("content", "counted", "why"), BLANK_CAPTURES)
+def test_blank_captures_are_false_negatives(content: str, counted: str, why: str) -> None:
+    result = score_responses([OK.format(content)], ["12"], ci=False)
+    m = result.metrics
+    assert {"tp": m.tp, "fp": m.fp, "fn": m.fn}[counted] == 1, why
+    assert m.tp + m.fp + m.fn == 1
 
 
 def test_nothing_extracted_is_zero_not_nan() -> None:

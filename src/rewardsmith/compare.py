@@ -136,7 +136,7 @@ def summarise(store: Any, ids: dict[str, list[int]]) -> list[MethodRow]:
 def to_markdown(rows: Sequence[MethodRow]) -> str:
     """The comparison table as Markdown."""
     lines = [
-        "| method | seeds | F1 (test) | accuracy (test) | 95% CI acc (seed 1) "
+        "| method | seeds | accuracy (test) | 95% CI acc (seed 1) | F1 (test) "
         "| McNemar p vs baseline (Holm) |",
         "|---|---|---|---|---|---|",
     ]
@@ -144,8 +144,8 @@ def to_markdown(rows: Sequence[MethodRow]) -> str:
         ci = f"[{r.acc_ci[0]:.3f}, {r.acc_ci[1]:.3f}]" if r.acc_ci else "-"
         p = f"{r.mcnemar_p:.4f} ({r.mcnemar_p_holm:.4f})" if r.mcnemar_p is not None else "-"
         lines.append(
-            f"| {r.method} | {r.seeds} | {r.f1_mean:.3f} +- {r.f1_std:.3f} | "
-            f"{r.acc_mean:.3f} +- {r.acc_std:.3f} | {ci} | {p} |"
+            f"| {r.method} | {r.seeds} | {r.acc_mean:.3f} +- {r.acc_std:.3f} | {ci} | "
+            f"{r.f1_mean:.3f} +- {r.f1_std:.3f} | {p} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import inspect
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +29,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -43,9 +41,19 @@ from rewardsmith.config_methods import (
     Float,
     Int,
     Objective,
+    Section,
     StageSection,
     check_label_free,
     check_stages,
+)
+from rewardsmith.config_search import PAPER_ENSEMBLES, EnsembleSection, SearchSection
+from rewardsmith.config_sections import (
+    EvalSection,
+    FindingKind,
+    ModelSection,
+    MonitorSection,
+    RewardsSection,
+    TaskSection,
 )
 from rewardsmith.config_trl import (  # grpo_kwargs and lora_kwargs are re-exported
     UniqueKeyLoader,
@@ -61,102 +69,23 @@ SchedulerName = Literal[
     "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
 ]  # fmt: skip
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
-_COSMETIC_FIELDS = frozenset({"name"})
+#: Fields that describe a run without changing what it computes: not in the config hash.
+_COSMETIC_FIELDS = frozenset({"name", "assumptions"})
 #: (section, field) added after runs were stored: left out of the config hash while at its
 #: default, so a run stored before the field existed keeps its hash (and its trials' keys).
-_LATER_FIELDS = (("rewards", "monitor"),)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class ModelSection(_Section):
-    """The policy: ``embedded[:preset]``, a ``.gguf`` file, a model directory or a hub id."""
-
-    spec: str = "embedded"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-
-    @field_validator("spec")
-    @classmethod
-    def _known_model(cls, spec: str) -> str:
-        spec = spec.strip()
-        if not spec:
-            raise ValueError("must not be empty")
-        if spec == "embedded" or spec.startswith("embedded:"):
-            from rewardsmith.bootstrap import PRESETS
-
-            preset = spec.split(":", 1)[1] if ":" in spec else "default"
-            if preset not in PRESETS:
-                raise ValueError(
-                    f"unknown embedded preset {preset!r}; choose one of {list(PRESETS)}"
-                )
-            return spec
-        from rewardsmith.models import resolve_model_path
-
-        try:  # local checks only for paths; a hub id is returned unchanged, never fetched
-            resolve_model_path(spec)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return spec
-
-
-class TaskSection(_Section):
-    """The task: a name from :data:`rewardsmith.tasks.TASKS` and its loader's options."""
-
-    name: str = "synthetic"
-    data_dir: str | None = None
-    system_prompt: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _known_task(cls, name: str) -> str:
-        from rewardsmith.tasks import TASKS
-
-        if name not in TASKS:
-            raise ValueError(f"unknown task; choose one of {', '.join(sorted(TASKS))}")
-        return name
-
-    @field_validator("data_dir")
-    @classmethod
-    def _data_dir_exists(cls, data_dir: str | None, info: ValidationInfo) -> str | None:
-        if data_dir is None:
-            return None
-        if info.data.get("name") not in (None, "gsm8k"):
-            raise ValueError(f"only the gsm8k task reads a data_dir, not {info.data['name']!r}")
-        if not Path(data_dir).expanduser().is_dir():
-            raise ValueError("directory not found")
-        return data_dir
-
-    @field_validator("options")
-    @classmethod
-    def _known_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from rewardsmith.tasks import SyntheticConfig, load_gsm8k
-
-        name = info.data.get("name")
-        valid = {
-            "synthetic": set(SyntheticConfig.__dataclass_fields__),
-            "gsm8k": set(inspect.signature(load_gsm8k).parameters) - {"path", "prompt"},
-        }.get(str(name))
-        unknown = sorted(set(options) - valid) if valid is not None else []
-        if unknown:
-            raise ValueError(f"unknown option {unknown[0]!r} for {name!r}; valid: {sorted(valid)}")
-        if name == "synthetic":
-            try:
-                SyntheticConfig(**options).validate()
-            except ConfigError as exc:
-                raise ValueError(str(exc)) from None
-        return options
-
-    def task_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`rewardsmith.tasks.get_task` (name excluded)."""
-        kwargs: dict[str, Any] = dict(self.options)
-        if self.data_dir is not None:
-            kwargs["data_dir"] = self.data_dir
-        if self.system_prompt is not None:
-            kwargs["system_prompt"] = self.system_prompt
-        return kwargs
+_LATER_FIELDS = (
+    ("rewards", "monitor"),
+    ("model", "load_in_4bit"),
+    ("task", "prompt"),
+    ("grpo", "optim"),
+    ("search", "fixed_examples"),
+    ("search", "replace_failed"),
+    ("search", "replace_attempts"),
+    ("search", "ensembles"),
+)
+#: Optimisers a recipe may name (transformers' ``optim``); None keeps TRL's default.
+OptimName = Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit"]
+_Section = Section
 
 
 class LoraSection(_Section):
@@ -198,6 +127,7 @@ class GrpoSection(_Section):
     logging_steps: Int = Field(1, gt=0)
     use_cpu: bool | Literal["auto"] = "auto"
     bf16: bool | Literal["auto"] = "auto"
+    optim: OptimName | None = None  # None: TRL's default; 8-bit ones need bitsandbytes
     objective: Objective = "grpo"  # "oreal": arXiv 2502.06781's outcome-reward objective
     oreal_eta: Float = Field(0.5, ge=0)
     oreal_one_pos_one_neg: bool = False
@@ -228,123 +158,20 @@ class GrpoSection(_Section):
         return bf16
 
 
-#: What :class:`~rewardsmith.training.monitor.RewardMonitor` can find about a reward in training.
-FindingKind = Literal["failures", "timeouts", "slow", "no_signal", "garbage_above_correct"]
-
-
-class MonitorSection(_Section):
-    """Watching each sandboxed reward while it trains (:mod:`rewardsmith.training.monitor`).
-
-    Over the last ``window`` (10) calls, judged once ``min_calls`` (5) are in: a failed-call
-    share above ``failure_rate`` (0.3), a timed-out share above ``timeout_rate`` (0.1), a p95
-    latency above ``latency_p95_s`` (1.0 s) and zero within-group spread in every scored call
-    are findings, each kind reported at most once per window. Every ``audit_every``-th (5th) call
-    (0: never) corrupted copies of up to ``audit_samples`` (4) correct live completions are
-    scored too; a copy scored above its original is a ``garbage_above_correct`` finding. A trial
-    fails once one reward has ``fail_after`` (3) findings of the kinds in ``fail_on`` (0: record
-    only). Sparse rewards can legitimately give no signal for a while, so ``no_signal`` (like
-    ``slow``) is recorded and fed back but does not fail a trial by default.
-    """
-
-    enabled: bool = True
-    window: Int = Field(10, gt=0)
-    min_calls: Int = Field(5, gt=0)
-    failure_rate: Float = Field(0.3, ge=0, le=1.0)
-    timeout_rate: Float = Field(0.1, ge=0, le=1.0)
-    latency_p95_s: Float = Field(1.0, gt=0)
-    audit_every: Int = Field(5, ge=0)
-    audit_samples: Int = Field(4, gt=0)
-    fail_after: Int = Field(3, ge=0)
-    fail_on: list[FindingKind] = Field(
-        default_factory=lambda: ["garbage_above_correct", "failures", "timeouts"]
-    )
-
-    @field_validator("min_calls")
-    @classmethod
-    def _fits_window(cls, min_calls: int, info: ValidationInfo) -> int:
-        window = info.data.get("window")
-        if window is not None and min_calls > window:
-            raise ValueError(f"must be <= window ({window})")
-        return min_calls
-
-
-class RewardsSection(_Section):
-    """Which rewards a trial sums and how sandboxed reward failures are tolerated.
-
-    ``builtin`` adds registry rewards by name (e.g. ``format_length_reward``); ``label_free``
-    trains without the gold answer (see :mod:`rewardsmith.config_methods`); ``monitor`` watches
-    sandboxed rewards during training (:class:`MonitorSection`).
-    """
-
-    use_base_rewards: bool = True
-    builtin: list[str] = Field(default_factory=list)
-    label_free: bool = False
-    weights: dict[str, Float] = Field(default_factory=dict)
-    failure_threshold: Float = Field(0.2, ge=0, le=1.0)
-    timeout_s: Float = Field(5.0, gt=0)
-    monitor: MonitorSection = Field(default_factory=MonitorSection)
-
-
-class EvalSection(_Section):
-    """Greedy evaluation; ``selection`` is the split candidates are ranked on."""
-
-    max_new_tokens: Int = Field(256, gt=0)
-    batch_size: Int = Field(32, gt=0)
-    extraction: Literal["paper", "flexible"] = "paper"
-    selection: Literal["val", "test"] = "val"
-    limit: Int | None = Field(None, gt=0)
-
-
-def _candidate_total(info: ValidationInfo) -> int | None:
-    """rounds * candidates_per_round of the search section being validated, if both are valid."""
-    rounds, per_round = info.data.get("rounds"), info.data.get("candidates_per_round")
-    return None if rounds is None or per_round is None else rounds * per_round
-
-
-class SearchSection(_Section):
-    """The search: rounds of candidates, then baseline, control, ensembles and final seeds.
-
-    The baseline and the control are trained with the ensembles' budget (``ensemble_steps``).
-    """
-
-    rounds: Int = Field(5, gt=0)
-    candidates_per_round: Int = Field(10, gt=0)
-    max_rejections_per_round: Int = Field(20, ge=0)
-    rank_metric: Literal["f1", "accuracy"] = "f1"
-    generator: Literal["offline", "llm"] = "offline"
-    generator_options: dict[str, Any] = Field(default_factory=dict)
-    # Checked even when left at their defaults: they must fit the search's candidate count.
-    ensemble_sizes: list[Int] = Field(
-        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], validate_default=True
-    )
-    ensemble_steps: Int = Field(300, gt=0)
-    final_seeds: Int = Field(3, gt=0)
-    control_k: Int = Field(5, gt=0, validate_default=True)
-    parallel: Int = Field(1, gt=0)
-
-    @field_validator("ensemble_sizes")
-    @classmethod
-    def _sizes_fit(cls, sizes: list[int], info: ValidationInfo) -> list[int]:
-        if not sizes:
-            raise ValueError("must list at least one ensemble size")
-        if len(set(sizes)) != len(sizes) or min(sizes) < 1:
-            raise ValueError("sizes must be distinct and >= 1")
-        total = _candidate_total(info)
-        if total is not None and max(sizes) > total:
-            raise ValueError(f"largest size exceeds the {total} candidates of the search")
-        return sizes
-
-    @field_validator("control_k")
-    @classmethod
-    def _control_fits(cls, k: int, info: ValidationInfo) -> int:
-        total = _candidate_total(info)
-        if total is not None and k > total:
-            raise ValueError(f"exceeds the {total} candidates of the search")
-        return k
-
-
 __all__ = [
+    "ALL_PROJECTIONS",
+    "PAPER_ENSEMBLES",
+    "EnsembleSection",
+    "EvalSection",
+    "FindingKind",
+    "GrpoSection",
+    "LoraSection",
+    "ModelSection",
+    "MonitorSection",
+    "RewardsSection",
     "RunConfig",
+    "SearchSection",
+    "TaskSection",
     "canonical_hash",
     "grpo_kwargs",
     "load_config",
@@ -354,9 +181,16 @@ __all__ = [
 
 
 class RunConfig(_Section):
-    """A whole run. ``name`` is cosmetic and does not enter :meth:`config_hash`."""
+    """A whole run. ``name`` and ``assumptions`` are cosmetic: they do not enter
+    :meth:`config_hash`.
+
+    ``assumptions`` maps a dotted field path (``grpo.beta``) to why the recipe chose its value
+    where the reproduced method does not say (e.g. a library default of its time); every path
+    must name a field. The report shows them with the config.
+    """
 
     name: str | None = None
+    assumptions: dict[str, str] = Field(default_factory=dict)
     seed: Int = 3407
     model: ModelSection = Field(default_factory=ModelSection)
     task: TaskSection = Field(default_factory=TaskSection)
@@ -371,6 +205,14 @@ class RunConfig(_Section):
     @classmethod
     def _stage_order(cls, stages: list[StageSection]) -> list[StageSection]:
         return check_stages(stages)
+
+    @field_validator("assumptions")
+    @classmethod
+    def _assumptions_name_fields(cls, assumptions: dict[str, str]) -> dict[str, str]:
+        for path in assumptions:
+            if not _is_field_path(path):
+                raise ValueError(f"{path!r} names no config field")
+        return assumptions
 
     @model_validator(mode="after")
     def _rewards_fit_mode(self) -> RunConfig:
@@ -395,6 +237,22 @@ class RunConfig(_Section):
     def config_hash(self) -> str:
         """sha256 hex of the canonical JSON of :meth:`hash_payload`; stable across processes."""
         return canonical_hash(self.hash_payload())
+
+
+def _is_field_path(path: str) -> bool:
+    """Whether ``path`` (``section.field``, or a top-level field) names a RunConfig field."""
+    model: type[BaseModel] = RunConfig
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        info = model.model_fields.get(part)
+        if info is None:
+            return False
+        inner = info.annotation
+        if i < len(parts) - 1:
+            if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+                return False
+            model = inner
+    return True
 
 
 def canonical_hash(data: Mapping[str, Any]) -> str:

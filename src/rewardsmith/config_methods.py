@@ -29,10 +29,14 @@ Int = Annotated[int, BeforeValidator(_reject_bool)]
 Float = Annotated[float, BeforeValidator(_reject_bool)]
 
 
-class StageSection(BaseModel):
-    """One training stage. SFT stages train on the task's worked solutions."""
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are frozen and finite."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class StageSection(Section):
+    """One training stage. SFT stages train on the task's worked solutions."""
 
     kind: Literal["sft", "grpo"]
     mode: Literal["full", "lora"] = "lora"

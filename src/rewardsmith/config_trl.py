@@ -55,6 +55,8 @@ def grpo_kwargs(
     with torch when None: bf16 only on a CUDA device that supports it, never on CPU (TRL would
     otherwise default to bf16 even there); ``bf16: true`` without such a device raises
     :class:`ConfigError`. Checkpointing and trackers are off: the trial saves its adapter itself.
+    ``model.load_in_4bit`` travels as ``model_init_kwargs`` (TRL's field for how the policy is
+    loaded), which :func:`rewardsmith.training.trial.run_trial` reads to load the base model.
     """
     g = cfg.grpo
     has_cuda, has_bf16 = cuda if cuda is not None else _probe_cuda()
@@ -62,9 +64,13 @@ def grpo_kwargs(
     bf16 = (has_bf16 and not use_cpu) if g.bf16 == "auto" else g.bf16
     if bf16 and (use_cpu or not has_bf16):
         raise ConfigError("grpo.bf16: true needs a CUDA device with bf16; use 'auto' or false")
-    passthrough = g.model_dump(
-        exclude={"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS}, mode="json"
-    )
+    excluded = {"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS}
+    if g.optim is None:  # TRL's own default
+        excluded.add("optim")
+    passthrough = g.model_dump(exclude=excluded, mode="json")
+    if cfg.model.load_in_4bit:
+        # TRL's field for how the policy is loaded; the trial loads it (models.load_model)
+        passthrough["model_init_kwargs"] = {"load_in_4bit": True}
     return passthrough | {
         "output_dir": str(output_dir),
         "max_steps": g.max_steps if max_steps is None else max_steps,

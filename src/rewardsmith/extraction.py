@@ -117,15 +117,34 @@ def extract_flexible(text: str, tags: Tags = DEFAULT_TAGS) -> str | None:
     return span or None
 
 
+def is_extracted(answer: str | None) -> bool:
+    """Whether a capture counts as an extracted answer: non-empty after :func:`normalize`.
+
+    The paper's metric counts a capture of only white space or commas as nothing extracted
+    (a false negative, not a false positive).
+
+    >>> [is_extracted(a) for a in ("7", " ", ",", " , ", None)]
+    [True, False, False, False, False]
+    """
+    return answer is not None and normalize(answer) != ""
+
+
 def extract_answer(
     text: str, mode: ExtractionMode = "paper", tags: Tags = DEFAULT_TAGS
 ) -> str | None:
-    """Extract the final answer from ``text`` with the ``paper`` or ``flexible`` rule."""
+    """Extract the final answer from ``text`` with the ``paper`` or ``flexible`` rule.
+
+    A capture that is empty after :func:`normalize` (``" "``, ``","``) is ``None``: nothing
+    extracted, as the paper's metric counts it. (The base reward ``check_answer`` reads the raw
+    capture of :func:`extract_paper` instead, and scores such a capture as unparsable.)
+    """
     if mode == "paper":
-        return extract_paper(text, tags)
-    if mode == "flexible":
-        return extract_flexible(text, tags)
-    raise ValueError(f"unknown extraction mode {mode!r}; choose one of {EXTRACTION_MODES}")
+        answer = extract_paper(text, tags)
+    elif mode == "flexible":
+        answer = extract_flexible(text, tags)
+    else:
+        raise ValueError(f"unknown extraction mode {mode!r}; choose one of {EXTRACTION_MODES}")
+    return answer if is_extracted(answer) else None
 
 
 def _to_number(text: str) -> float | None:

@@ -1,10 +1,17 @@
 """The paper's metrics (arXiv 2605.02073), exactly, plus bootstrap confidence intervals.
 
-Per question an answer is *extracted* (or not) and *correct* (or not):
+Per question an answer is *extracted* (or not) and *correct* (or not); a capture that is empty
+after stripping and dropping commas (``" "``, ``","``) counts as nothing extracted
+(:func:`rewardsmith.extraction.is_extracted`):
 TP = extracted and correct, FP = extracted and wrong, FN = nothing extracted.
 precision = TP / max(1, TP+FP); recall = TP / max(1, TP+FN); F1 = 2PR / max(1e-9, P+R);
-accuracy = TP / total. When every answer is extracted, recall = 1 and F1 = 2acc/(1+acc): F1 then
-measures format compliance plus accuracy, so accuracy is always reported beside it.
+accuracy = TP / total.
+
+Since every question is exactly one of TP, FP or FN (TP + FP + FN = total), F1 reduces to
+2TP / (TP + total) = 2acc / (1 + acc) **always**, whatever the extraction rate: F1 is a
+monotone function of accuracy, so ranking by F1 is ranking by accuracy, and F1 says nothing
+about format compliance that accuracy does not. rewardsmith reports accuracy first and F1
+beside it, for comparison with the paper's numbers.
 
 ``exact_match`` is the share of questions whose normalised extracted string equals the gold
 string with no numeric tolerance (``12.0`` vs ``12`` counts as correct, not as exact).
@@ -12,6 +19,8 @@ string with no numeric tolerance (``12.0`` vs ``12`` counts as correct, not as e
 >>> m = score_outcomes(extracted=[True, True, False, True], correct=[True, False, False, True])
 >>> (m.tp, m.fp, m.fn, round(m.accuracy, 3), round(m.f1, 3))
 (2, 1, 1, 0.5, 0.667)
+>>> round(2 * m.accuracy / (1 + m.accuracy), 3)  # F1 = 2acc/(1+acc)
+0.667
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Metrics:
-    """Metrics of one evaluation; ``ci`` maps a metric name to its (low, high) 95% interval."""
+    """Metrics of one evaluation; ``ci`` maps a metric name to its (low, high) 95% interval.
+
+    ``f1`` always equals ``2 * accuracy / (1 + accuracy)`` (see the module docstring)."""
 
     n: int
     tp: int

@@ -12,7 +12,7 @@ from rewardsmith.report import ReportData, TrialRecord, write_report
 from rewardsmith.report import analysis as an
 from rewardsmith.report import data as data_module
 
-from .conftest import build_run
+from .conftest import build_run, metrics_for, with_test
 
 
 def _section(html: str, start: str, end: str) -> str:
@@ -42,10 +42,10 @@ def test_files_exist_and_html_is_self_contained(written):
 
 def test_leaderboard_order(run_data, written):
     names = [row.name for row in an.leaderboard(run_data)]
-    # ranked by selection F1 then accuracy; the FAILED trial has no metrics and comes last
+    # ranked by selection accuracy (= F1 order); the FAILED trial has no metrics, comes last
     assert names == ["better_reward", "good_reward", "hack_reward", "loop_reward", "crash_reward"]
     assert [row.rank for row in an.leaderboard(run_data)][-1] is None
-    board = _section(written[1], "Leaderboard", "F1 per round")
+    board = _section(written[1], "Leaderboard", "Accuracy per round")
     positions = [board.index(f"<td>{n}</td>") for n in names]
     assert positions == sorted(positions)
 
@@ -200,3 +200,78 @@ def test_doctests():
     for module in (data_module, an):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
+
+
+def _headers(html: str, start: str, end: str) -> list[str]:
+    """The header cells of the first table of a section."""
+    section = _section(html, start, end)
+    table = section[section.index("<table") :]
+    return re.findall(r"<th>(.*?)</th>", table[: table.index("</tr>")])
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("Leaderboard", "Accuracy per round"),
+        ("Accuracy per round", "Ensembles"),
+        ("Ensembles", "Baseline vs control vs best ensemble"),
+        ("Baseline vs control vs best ensemble", "McNemar tests on the test split"),
+    ],
+)
+def test_accuracy_comes_first_in_every_table(written, start: str, end: str) -> None:
+    headers = _headers(written[1], start, end)
+    acc = next(i for i, h in enumerate(headers) if "accuracy" in h)
+    f1 = next(i for i, h in enumerate(headers) if "F1" in h)
+    assert acc < f1, headers
+
+
+def _named_run() -> ReportData:
+    base = ["match_format_exactly", "match_format_approximately", "check_answer"]
+
+    def trial(tid, kind, rewards, acc, steps, name=None):
+        return with_test(
+            TrialRecord(
+                id=tid,
+                kind=kind,
+                rewards=base + rewards,
+                selection=metrics_for(acc, 1.0, seed=tid),
+                steps=steps,
+                name=name,
+            ),
+            acc,
+            tid,
+        )
+
+    return ReportData(
+        run_id="named",
+        trials=[
+            trial(1, "baseline", [], 0.40, 500),  # trained before round 1: screening budget
+            trial(2, "baseline", [], 0.50, 300),  # the finalists' baseline
+            trial(3, "ensemble", ["a", "b", "c"], 0.55, 300, "top-3"),
+            trial(4, "ensemble", ["a", "b"], 0.70, 500, "top-5 (500 steps)"),
+            trial(5, "ensemble", ["a", "d"], 0.60, 300, "diverse-rounds = correctness"),
+        ],
+    )
+
+
+def test_named_ensembles_are_labelled_and_compared_with_their_budget(tmp_path) -> None:
+    run = _named_run()
+    assert [an.label(t) for t in an.ensembles(run)] == [
+        "top-3",
+        "top-5 (500 steps)",
+        "diverse-rounds = correctness",
+    ]
+    head = an.headline(run)
+    assert head.best_ensemble.id == 4 and head.baseline.id == 1  # both 500 steps
+    html = write_report(run, tmp_path)["html"].read_text(encoding="utf-8")
+    ensembles = _section(html, "Ensembles", "Baseline vs control vs best ensemble")
+    assert "<td>top-5 (500 steps)</td>" in ensembles and "<td>500</td>" in ensembles
+    assert "diverse-rounds = correctness" in _section(
+        html, "McNemar tests on the test split", "Reward-hacking panel"
+    )
+
+
+def test_assumptions_are_shown_with_the_config(tmp_path) -> None:
+    run = ReportData(run_id="a", config={"assumptions": {"grpo.beta": "TRL's default of 2025"}})
+    html = write_report(run, tmp_path)["html"].read_text(encoding="utf-8")
+    assert "Assumptions of this recipe (1)" in html and "grpo.beta: TRL" in html

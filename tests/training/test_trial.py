@@ -239,3 +239,33 @@ def test_restart_after_kill_9_reruns_only_the_interrupted_trial(tiny_cfg, tmp_pa
     assert reopened.trial(interrupted).state == TrialState.COMPLETE
     assert reopened.trial(done).attempts == 1  # never re-run
     assert reopened.result(done) == first
+
+
+def _initial_lora(cfg, seed: int, out: Path) -> dict:
+    """The LoRA weights of a trial's trainer with ``seed``, before any step."""
+    from rewardsmith.config import grpo_kwargs, lora_kwargs
+    from rewardsmith.models import load_model
+    from rewardsmith.rewards import get_reward
+    from rewardsmith.tasks import get_task
+    from rewardsmith.training.trial import Method, _trainer
+
+    loaded = load_model(cfg.model.spec, device="cpu")
+    task = get_task(cfg.task.name, **cfg.task.task_kwargs())
+    args = grpo_kwargs(cfg, output_dir=out, seed=seed, cuda=(False, False))
+    funcs = [get_reward("check_answer")]
+    trainer = _trainer(
+        loaded.model, loaded.tokenizer, task, funcs, [1.0], args, lora_kwargs(cfg), Method(), []
+    )
+    return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+
+
+def test_lora_initialisation_follows_the_seed(tiny_cfg, tmp_path: Path) -> None:
+    import torch
+
+    first = _initial_lora(tiny_cfg, 11, tmp_path / "a")
+    again = _initial_lora(tiny_cfg, 11, tmp_path / "b")
+    other = _initial_lora(tiny_cfg, 12, tmp_path / "c")
+    assert first and first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[n], again[n]) for n in first)  # same seed: same A and B
+    a_names = [n for n in first if "lora_A" in n]
+    assert a_names and all(not torch.equal(first[n], other[n]) for n in a_names)

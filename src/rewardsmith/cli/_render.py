@@ -21,14 +21,15 @@ def _ci(metrics: Metrics, key: str) -> str:
 
 
 def metrics_table(metrics: Metrics, title: str = "metrics") -> Table:
-    """The paper's metrics with 95% CIs and the error breakdown."""
+    """The paper's metrics with 95% CIs and the error breakdown; accuracy first (F1 is
+    2acc/(1+acc), shown for comparison with the paper)."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95% CI", justify="right")
     rows = [
-        ("F1", metrics.f1, _ci(metrics, "f1")),
         ("accuracy", metrics.accuracy, _ci(metrics, "accuracy")),
+        ("F1", metrics.f1, _ci(metrics, "f1")),
         ("precision", metrics.precision, ""),
         ("recall", metrics.recall, ""),
         ("exact match", metrics.exact_match, ""),
@@ -78,7 +79,7 @@ def final_table(store: Any) -> Table:
     from rewardsmith.stats import mcnemar_test, seed_summary
 
     table = Table(title="finalists on test", header_style="bold")
-    for column in ("trial", "rewards", "F1 [95% CI]", "accuracy [95% CI]", "McNemar p vs baseline"):
+    for column in ("trial", "rewards", "accuracy [95% CI]", "F1 [95% CI]", "McNemar p vs baseline"):
         table.add_column(column)
     rows = []
     for kind in ("baseline", "control", "ensemble", "final"):
@@ -86,31 +87,45 @@ def final_table(store: Any) -> Table:
             evaluation = store.evaluation(trial.id, "test")
             if evaluation is not None:
                 rows.append((trial, evaluation))
-    baseline = next((e for t, e in rows if t.kind == "baseline"), None)
+    baselines = [(t, e) for t, e in rows if t.kind == "baseline"]
     for trial, ev in rows:
         m = ev.metrics
         ci = m.get("ci") or {}
         p = "-"
+        baseline = _same_budget(trial, baselines)
         if baseline is not None and trial.kind != "baseline":
             p = f"{mcnemar_test(ev.correctness, baseline.correctness).pvalue:.4f}"
         table.add_row(
-            f"#{trial.id} {trial.kind}",
+            f"#{trial.id} {trial.attrs.get('name') or trial.kind}",
             ", ".join(trial.candidates) or "base rewards",
-            _with_ci(m.get("f1"), ci.get("f1")),
             _with_ci(m.get("accuracy"), ci.get("accuracy")),
+            _with_ci(m.get("f1"), ci.get("f1")),
             p,
         )
     if any(t.kind == "final" for t, _ in rows):
-        mean, std = seed_summary(_best_ensemble_seed_f1(rows))
-        table.caption = f"best ensemble over seeds: F1 {mean:.3f} +- {std:.3f}"
+        acc, f1 = (seed_summary(_best_ensemble_seeds(rows, k)) for k in ("accuracy", "f1"))
+        table.caption = (
+            f"best ensemble over seeds: accuracy {acc[0]:.3f} +- {acc[1]:.3f}, "
+            f"F1 {f1[0]:.3f} +- {f1[1]:.3f}"
+        )
     return table
 
 
-def _best_ensemble_seed_f1(rows: list) -> list[float]:
+def _steps(trial: Any) -> Any:
+    return (trial.config.get("grpo") or {}).get("max_steps")
+
+
+def _same_budget(trial: Any, baselines: list) -> Any:
+    """The test evaluation of the baseline trained as many steps as ``trial``, else the first."""
+    same = [e for t, e in baselines if _steps(t) == _steps(trial)]
+    return same[0] if same else (baselines[0][1] if baselines else None)
+
+
+def _best_ensemble_seeds(rows: list, key: str) -> list[float]:
     finals = [(t, e) for t, e in rows if t.kind == "final"]
     names = set(finals[0][0].candidates)
     return [
-        e.metrics["f1"]
+        e.metrics[key]
         for t, e in rows
         if t.kind in ("ensemble", "final") and set(t.candidates) == names
     ]

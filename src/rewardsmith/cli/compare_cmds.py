@@ -72,15 +72,15 @@ def compare_command(
 
 def _table(rows) -> Table:
     table = Table(title="methods on test (same task, model, budget, seeds)", header_style="bold")
-    for column in ("method", "seeds", "F1", "accuracy", "acc 95% CI", "McNemar p (Holm)"):
+    for column in ("method", "seeds", "accuracy", "acc 95% CI", "F1", "McNemar p (Holm)"):
         table.add_column(column)
     for r in rows:
         table.add_row(
             r.method,
             str(r.seeds),
-            f"{r.f1_mean:.3f} +- {r.f1_std:.3f}",
             f"{r.acc_mean:.3f} +- {r.acc_std:.3f}",
             f"[{r.acc_ci[0]:.3f}, {r.acc_ci[1]:.3f}]" if r.acc_ci else "-",
+            f"{r.f1_mean:.3f} +- {r.f1_std:.3f}",
             f"{r.mcnemar_p:.4f} ({r.mcnemar_p_holm:.4f})" if r.mcnemar_p is not None else "-",
         )
     return table

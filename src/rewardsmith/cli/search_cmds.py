@@ -63,7 +63,7 @@ class LiveObserver:
         task = self._tasks.pop(trial.id, None)
         if result is not None:
             m = result.metrics
-            status = f"F1 {m.get('f1', 0):.3f} acc {m.get('accuracy', 0):.3f}"
+            status = f"acc {m.get('accuracy', 0):.3f} F1 {m.get('f1', 0):.3f}"
             value = m.get(self.rank_metric)
             if (
                 trial.kind == "screen"

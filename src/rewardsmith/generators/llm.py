@@ -41,7 +41,7 @@ from typing import Any
 from rewardsmith.errors import ConfigError
 from rewardsmith.generators.base import Rejection, RoundContext
 from rewardsmith.generators.parsing import parse_reply
-from rewardsmith.generators.prompt import DEFAULT_MAX_CHARS, Prompt, build_prompt
+from rewardsmith.generators.prompt import DEFAULT_MAX_CHARS, PROMPT_STYLES, Prompt, build_prompt
 from rewardsmith.rewards.candidate import Candidate
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,9 @@ class LLMGenerator:
     environment; a local server given by ``base_url`` may run without one (any placeholder is
     sent). ``timeout_s`` bounds each HTTP request; ``temperature`` and ``top_p`` are sent only
     when given, and never to a reasoning model (``reasoning``: None = from the model name, see
-    :func:`is_reasoning_model`). ``max_tokens`` bounds each reply.
+    :func:`is_reasoning_model`). ``max_tokens`` bounds each reply. ``prompt_style`` picks the
+    prompt (:data:`.prompt.PROMPT_STYLES`): ``"paper"`` sends one user message and no system
+    message, as arXiv 2605.02073 did.
     """
 
     def __init__(
@@ -146,8 +148,13 @@ class LLMGenerator:
         retry: RetryPolicy | None = None,
         seed: int = 0,
         max_prompt_chars: int = DEFAULT_MAX_CHARS,
+        prompt_style: str = "default",
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if prompt_style not in PROMPT_STYLES:
+            raise ConfigError(
+                f"unknown prompt_style {prompt_style!r}; choose one of {', '.join(PROMPT_STYLES)}"
+            )
         provider = provider or default_provider()
         if provider not in PROVIDERS:
             raise ConfigError(
@@ -172,6 +179,7 @@ class LLMGenerator:
         self.retry = retry or RetryPolicy()
         self.seed = seed
         self.max_prompt_chars = max_prompt_chars
+        self.prompt_style = prompt_style
         self.out_dir = Path(out_dir)
         self.rejections: list[Rejection] = []
         self._sleep = sleep
@@ -190,7 +198,12 @@ class LLMGenerator:
         """
         ask = self.ask_for(round, n)
         prompt = build_prompt(
-            context, ask, round=round, seed=self.seed, max_chars=self.max_prompt_chars
+            context,
+            ask,
+            round=round,
+            seed=self.seed,
+            max_chars=self.max_prompt_chars,
+            style=self.prompt_style,
         )
         round_dir = self.out_dir / f"round_{round:02d}"
         round_dir.mkdir(parents=True, exist_ok=True)
@@ -295,10 +308,8 @@ def openai_arguments(gen: LLMGenerator, prompt: Prompt) -> dict[str, Any]:
     Reasoning models get ``max_completion_tokens`` (and ``reasoning_effort`` when set) and no
     sampling parameters; other models get ``max_tokens`` and ``temperature``/``top_p`` when set.
     """
-    messages = [
-        {"role": "system", "content": prompt.system},
-        {"role": "user", "content": prompt.user},
-    ]
+    messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
+    messages.append({"role": "user", "content": prompt.user})
     arguments: dict[str, Any] = {"model": gen.model, "messages": messages}
     if gen.reasoning:
         arguments["max_completion_tokens"] = gen.max_tokens
@@ -334,13 +345,14 @@ def _anthropic_complete(gen: LLMGenerator, prompt: Prompt) -> Completion:
     # Sent as extra body fields: recent SDK versions no longer take them as arguments.
     extra = {key: getattr(gen, key) for key in ("temperature", "top_p")}
     extra = {key: value for key, value in extra.items() if value is not None} or None
+    system = {"system": prompt.system} if prompt.system else {}  # none: one user message
     try:
         response = gen.client().messages.create(
             model=gen.model,
-            system=prompt.system,
             messages=[{"role": "user", "content": prompt.user}],
             max_tokens=gen.max_tokens,
             extra_body=extra,
+            **system,
         )
     except sdk.APIError as exc:
         raise _classify(sdk, exc) from exc

@@ -10,6 +10,12 @@ The prompt never exceeds ``max_chars``: when the full version is too long, detai
 fixed order (code of all but the leader, reflection length, lower-ranked entries, rejections, then
 examples) until it fits. The sampled examples depend only on (seed, round), so prompts are
 reproducible.
+
+``style="paper"`` (:data:`PROMPT_STYLES`) reproduces the published protocol's prompt: one user
+message and no system message (:attr:`Prompt.system` is empty), the paper's example reward
+(+5 correct, +2 within 10%, -1 otherwise) and score range (about -2..+5), the examples in the
+order given, and feedback of name, round, F1 and accuracy (with the description) only: no
+reflection, code, tips or rejections.
 """
 
 from __future__ import annotations
@@ -40,7 +46,34 @@ def solution_is_number_reward(prompts, completions, answer, **kwargs):
     return scores
 '''
 
+PAPER_EXAMPLE_REWARD = '''import re
+
+def example_correctness_reward(prompts, completions, answer, **kwargs):
+    """+5 for the correct answer, +2 within 10% of it, -1 otherwise or when unparsable."""
+    scores = []
+    for completion, gold in zip(completions, answer):
+        text = completion if isinstance(completion, str) else completion[-1]["content"]
+        match = re.search(r"<solution>(.*?)</solution>", text, flags=re.DOTALL)
+        try:
+            guess = float(match.group(1).strip().replace(",", ""))
+            true = float(str(gold).strip().replace(",", ""))
+        except (AttributeError, ValueError):
+            scores.append(-1.0)
+            continue
+        if guess == true:
+            scores.append(5.0)
+        elif true != 0 and abs(guess - true) / abs(true) <= 0.1:
+            scores.append(2.0)
+        else:
+            scores.append(-1.0)
+    return scores
+'''
+
 SIGNATURE = "def <name>(prompts, completions, answer, **kwargs) -> list[float]"
+#: The paper states the expected scale of a reward's scores next to the signature.
+PAPER_SCORE_RANGE = "score range ~ -2.0..+5.0"
+#: ``default``: rewardsmith's prompt (system message, rich feedback); ``paper``: the published one.
+PROMPT_STYLES = ("default", "paper")
 
 ALLOWED_IMPORTS = (
     "re", "math", "random", "statistics", "json", "itertools", "functools", "operator",
@@ -61,7 +94,7 @@ TIPS = (
 
 @dataclass(frozen=True)
 class Prompt:
-    """A chat prompt: the system message and the user message."""
+    """A chat prompt: the system message (empty: none is sent) and the user message."""
 
     system: str
     user: str
@@ -70,8 +103,9 @@ class Prompt:
         return len(self.system) + len(self.user)
 
     def as_text(self) -> str:
-        """Both messages in one readable text, as saved next to the model's reply."""
-        return f"### system\n{self.system}\n\n### user\n{self.user}\n"
+        """The messages in one readable text, as saved next to the model's reply."""
+        system = f"### system\n{self.system}\n\n" if self.system else ""
+        return f"{system}### user\n{self.user}\n"
 
 
 @dataclass(frozen=True)
@@ -103,14 +137,20 @@ def build_prompt(
     seed: int = 0,
     max_chars: int = DEFAULT_MAX_CHARS,
     n_examples: int = 20,
+    style: str = "default",
 ) -> Prompt:
     """The prompt asking for ``n`` rewards in ``round``; ``len(prompt) <= max_chars``.
 
-    Raises ``ValueError`` when even the leanest prompt exceeds ``max_chars``.
+    ``style`` is one of :data:`PROMPT_STYLES` (see the module docstring). Raises ``ValueError``
+    for an unknown style, or when even the leanest prompt exceeds ``max_chars``.
     """
-    rng = random.Random(f"prompt:{seed}:{round}")
-    order = rng.sample(range(len(context.examples)), len(context.examples))
-    examples = [context.examples[i] for i in order]
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"unknown prompt style {style!r}; choose one of {PROMPT_STYLES}")
+    paper = style == "paper"
+    examples = list(context.examples)
+    if not paper:  # the paper shows its examples as sampled
+        rng = random.Random(f"prompt:{seed}:{round}")
+        examples = [examples[i] for i in rng.sample(range(len(examples)), len(examples))]
     for level in _LEVELS:
         detail = _Detail(
             min(level.n_examples, n_examples),
@@ -120,14 +160,20 @@ def build_prompt(
             level.max_rejections,
             level.question_chars,
         )
-        prompt = Prompt(SYSTEM_PROMPT, _user_message(context, n, examples, detail))
+        user = _user_message(context, n, examples, detail, paper=paper)
+        prompt = Prompt("", f"{SYSTEM_PROMPT}\n\n{user}") if paper else Prompt(SYSTEM_PROMPT, user)
         if len(prompt) <= max_chars:
             return prompt
     raise ValueError(f"max_chars={max_chars} is too small for the leanest prompt ({len(prompt)})")
 
 
-def _user_message(context: RoundContext, n: int, examples: list, detail: _Detail) -> str:
+def _user_message(
+    context: RoundContext, n: int, examples: list, detail: _Detail, *, paper: bool = False
+) -> str:
     tags = context.tags
+    signature = f"```python\n{SIGNATURE}\n```"
+    if paper:
+        signature += f"\n\nReturn one float per completion ({PAPER_SCORE_RANGE})."
     sections = [
         "You design reward functions for GRPO training of a language model on math word problems "
         "(GSM8K style). The model is asked to answer in exactly this format:\n\n"
@@ -138,13 +184,15 @@ def _user_message(context: RoundContext, n: int, examples: list, detail: _Detail
         "(+0.5 per tag present exactly once, -1.0 otherwise) and check_answer (+3.0 for the exact "
         "answer, +1.0/+0.5 when within 10%/20%, -1.5 otherwise). Add signal they lack.",
         _examples_section(examples[: detail.n_examples], detail.question_chars),
-        f"## Signature\n\n```python\n{SIGNATURE}\n```\n\n`completions` holds plain strings or "
+        f"## Signature\n\n{signature}\n\n`completions` holds plain strings or "
         'conversations `[{"role": "assistant", "content": "..."}]`; `answer` holds the gold '
         "answer string of each completion's problem (same length as `completions`).",
-        f"## Example reward\n\n```python\n{EXAMPLE_REWARD}```",
+        f"## Example reward\n\n```python\n{PAPER_EXAMPLE_REWARD if paper else EXAMPLE_REWARD}```",
         _constraints_section(),
-        _summary_section(context.summary, detail),
-        _rejections_section(context, detail.max_rejections),
+        _paper_summary_section(context.summary, detail)
+        if paper
+        else _summary_section(context.summary, detail),
+        "" if paper else _rejections_section(context, detail.max_rejections),
         _task_section(context, n),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
@@ -191,6 +239,22 @@ def _summary_section(summary: tuple[SummaryEntry, ...], detail: _Detail) -> str:
     for rank, entry in enumerate(shown, 1):
         lines.append(_entry_text(rank, entry, detail, with_code=rank <= detail.code_top))
     return "\n\n".join(lines)
+
+
+def _paper_summary_section(summary: tuple[SummaryEntry, ...], detail: _Detail) -> str:
+    """The paper's feedback: every reward so far with its round, accuracy and F1, best first."""
+    if not summary:
+        return "## Rewards so far\n\nNone yet: this is the first round."
+    shown = summary[: detail.max_entries]
+    lines = [f"## Rewards so far ({len(summary)}, best first)"]
+    for rank, entry in enumerate(shown, 1):
+        metrics = entry.metrics
+        scores = ", ".join(f"{k}={_fmt(metrics[k])}" for k in ("accuracy", "f1") if k in metrics)
+        text = f"{rank}. {entry.name} (round {entry.round}): {scores or 'failed'}"
+        if entry.description:
+            text += f"\n   {_clip(' '.join(entry.description.split()), 300)}"
+        lines.append(text)
+    return "\n".join(lines)
 
 
 def _entry_text(rank: int, entry: SummaryEntry, detail: _Detail, *, with_code: bool) -> str:

@@ -1,7 +1,8 @@
 """What the report computes from a :class:`~rewardsmith.report.data.ReportData`; no rendering.
 
-* :func:`leaderboard`: screened candidates ranked by selection (F1, accuracy); failed trials last.
-* :func:`round_summary`: mean and best selection F1 per round (empty rounds included).
+* :func:`leaderboard`: screened candidates ranked by selection accuracy (F1 = 2acc/(1+acc) gives
+  the same order); failed trials last.
+* :func:`round_summary`: mean and best selection accuracy and F1 per round (empty rounds too).
 * :func:`finalist_vectors`: test correctness vectors of the finalists, for McNemar.
 * :func:`headline`: baseline vs control vs the best ensemble (chosen on the selection split),
   plus the multi-seed mean +- std of the best ensemble's ``final`` re-trainings.
@@ -46,17 +47,19 @@ def metric(metrics: dict[str, Any] | None, name: str) -> float | None:
 
 
 def rank_key(trial: TrialRecord) -> tuple[float, float]:
-    """Sort key, higher is better: selection (F1, accuracy); no metrics sorts last."""
-    f1, acc = metric(trial.selection, "f1"), metric(trial.selection, "accuracy")
-    return (-1.0 if f1 is None else f1, -1.0 if acc is None else acc)
+    """Sort key, higher is better: selection (accuracy, F1), the paper's (F1, accuracy) order
+    since F1 = 2acc/(1+acc); no metrics sorts last."""
+    acc, f1 = metric(trial.selection, "accuracy"), metric(trial.selection, "f1")
+    return (-1.0 if acc is None else acc, -1.0 if f1 is None else f1)
 
 
 def label(trial: TrialRecord) -> str:
-    """A short display name: the candidate, ``ensemble k=K``, ``baseline``, ``control``..."""
+    """A short display name: the candidate, the ensemble configuration (``top-5``, else
+    ``ensemble k=K``), ``baseline``, ``control``..."""
     if trial.kind == "screen":
         return trial.candidate_name or f"screen #{trial.id}"
     if trial.kind == "ensemble":
-        return f"ensemble k={trial.ensemble_k}"
+        return trial.name or f"ensemble k={trial.ensemble_k}"
     if trial.kind == "final":
         return f"final seed={trial.seed}"
     return trial.kind
@@ -87,7 +90,8 @@ def leaderboard(data: ReportData) -> list[LeaderRow]:
 
 @dataclass
 class RoundRow:
-    """Selection F1 over the completed screen trials of one round (``None`` when there are none)."""
+    """Selection accuracy and F1 over the completed screen trials of one round (``None`` when
+    there are none)."""
 
     round: int
     n_candidates: int
@@ -95,10 +99,13 @@ class RoundRow:
     mean_f1: float | None
     best_f1: float | None
     best_name: str | None
+    mean_accuracy: float | None = None
+    best_accuracy: float | None = None
 
 
 def round_summary(data: ReportData) -> list[RoundRow]:
-    """Mean and best selection F1 per round, for every round that has a candidate or a trial."""
+    """Mean and best selection accuracy and F1 per round, for every round that has a candidate
+    or a trial."""
     rows_by_round: dict[int, list[LeaderRow]] = {}
     for row in leaderboard(data):
         if row.round is not None:
@@ -108,6 +115,7 @@ def round_summary(data: ReportData) -> list[RoundRow]:
     for rnd in rounds:
         scored = [r for r in rows_by_round.get(rnd, []) if r.rank is not None]
         f1s = [metric(r.trial.selection, "f1") or 0.0 for r in scored]
+        accs = [metric(r.trial.selection, "accuracy") or 0.0 for r in scored]
         best = max(scored, key=lambda r: rank_key(r.trial)) if scored else None
         out.append(
             RoundRow(
@@ -117,18 +125,23 @@ def round_summary(data: ReportData) -> list[RoundRow]:
                 mean_f1=sum(f1s) / len(f1s) if f1s else None,
                 best_f1=max(f1s) if f1s else None,
                 best_name=best.name if best else None,
+                mean_accuracy=sum(accs) / len(accs) if accs else None,
+                best_accuracy=max(accs) if accs else None,
             )
         )
     return out
 
 
 def ensembles(data: ReportData) -> list[TrialRecord]:
-    """Ensemble trials ordered by k, then id."""
-    return sorted(data.trials_of("ensemble"), key=lambda t: (t.ensemble_k, str(t.id)))
+    """Ensemble trials: named configurations in the order trained, then unnamed ones by k."""
+    return sorted(
+        data.trials_of("ensemble"),
+        key=lambda t: (t.name is None, 0 if t.name else t.ensemble_k, str(t.id)),
+    )
 
 
 def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
-    """The completed trial with the best selection (F1, accuracy), or ``None``."""
+    """The completed trial with the best selection (accuracy, F1), or ``None``."""
     done = [t for t in trials if t.complete and t.selection]
     return max(done, key=rank_key) if done else None
 
@@ -186,9 +199,9 @@ def _paired_test(a: TrialRecord | None, b: TrialRecord | None) -> McNemarResult 
 
 def headline(data: ReportData) -> Headline:
     """Compare the baseline, the control and the best ensemble (picked on selection metrics)."""
-    baseline = best_trial(data.trials_of("baseline"))
-    control = best_trial(data.trials_of("control"))
     best = best_trial(data.trials_of("ensemble"))
+    baseline = comparable_baseline(data, best)
+    control = best_trial(data.trials_of("control"))
     finals = [t for t in data.trials_of("final") if t.complete and t.test]
     if best is not None:
         same = [t for t in finals if sorted(t.rewards) == sorted(best.rewards)]
@@ -205,6 +218,14 @@ def headline(data: ReportData) -> Headline:
     out.vs_baseline = _paired_test(best, baseline)
     out.vs_control = _paired_test(best, control)
     return out
+
+
+def comparable_baseline(data: ReportData, trial: TrialRecord | None) -> TrialRecord | None:
+    """The baseline trained with ``trial``'s budget when there is one, else the best baseline
+    (a search trains one with the screening budget and one with ``ensemble_steps``)."""
+    baselines = data.trials_of("baseline")
+    same = [b for b in baselines if trial is not None and b.steps == trial.steps]
+    return best_trial(same) or best_trial(baselines)
 
 
 def distinct_ngram_ratio(text: str, n: int = 3) -> float:
@@ -341,6 +362,9 @@ def monitor_findings(data: ReportData) -> list[MonitorFinding]:
     ]
 
 
+_FINDING_KEYS = ("reward", "kind", "step", "detail")
+
+
 def summary(data: ReportData) -> dict[str, Any]:
     """The computed tables as plain data, for ``report.json``."""
     head = headline(data)
@@ -373,14 +397,7 @@ def summary(data: ReportData) -> dict[str, Any]:
             for s in hacking_suspects(data)
         ],
         "monitor_findings": [
-            {
-                "name": f.name,
-                "trial": f.trial.id,
-                "reward": f.reward,
-                "kind": f.kind,
-                "step": f.step,
-                "detail": f.detail,
-            }
+            {"name": f.name, "trial": f.trial.id, **{k: getattr(f, k) for k in _FINDING_KEYS}}
             for f in monitor_findings(data)
-        ],  # fmt: skip
+        ],
     }

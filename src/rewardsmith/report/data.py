@@ -18,6 +18,8 @@ errors{no_extraction, wrong, correct}``)::
                  fail_reason [None], selection [None], test [None], test_correct [None],
                  curves {name: [[step, value], ...]}, samples [None], durations {},
                  candidate [None: the one non-base reward of a screen trial], k [None],
+                 name [None: the ensemble configuration(s) it trains, e.g. "top-5"],
+                 steps [None: GRPO steps trained],
                  monitor {reward: {summary {calls, audits, audits_failed, ...},
                                    findings [{reward, kind, step, detail, value}]}}
 
@@ -142,6 +144,8 @@ class TrialRecord:
     candidate: str | None = None
     k: int | None = None
     monitor: dict[str, dict[str, Any]] = field(default_factory=dict)
+    name: str | None = None
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TRIAL_KINDS:
@@ -197,6 +201,8 @@ class TrialRecord:
             candidate=data.get("candidate"),
             k=None if data.get("k") is None else int(data["k"]),
             monitor={str(k): dict(v) for k, v in (data.get("monitor") or {}).items()},
+            name=None if data.get("name") is None else str(data["name"]),
+            steps=None if data.get("steps") is None else int(data["steps"]),
         )
 
     def findings(self) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ This is the one place that knows both the store's records and the report's schem
   missing or unreadable file gives ``None`` and a log line, never an error.
 * ``monitor`` is what watching each sandboxed reward in training found
   (:meth:`RunStore.reward_monitors`), for COMPLETE and FAILED trials alike.
+* ``name`` is the ensemble configuration(s) a trial trains (its ``name`` attribute, set by the
+  search), ``steps`` its GRPO budget (from its config).
 
 The builder reads and never writes, so it works on a run in progress as on a finished one.
 """
@@ -203,6 +205,8 @@ def trial_record(
             m.reward: {"summary": dict(m.summary), "findings": [dict(f) for f in m.findings]}
             for m in store.reward_monitors(trial.id)
         },
+        name=trial.attrs.get("name") if isinstance(trial.attrs.get("name"), str) else None,
+        steps=(trial.config.get("grpo") or {}).get("max_steps"),
     )
 
 

@@ -38,20 +38,20 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def rounds_plot(rows: Sequence[RoundRow], baseline_f1: float | None = None) -> bytes | None:
-    """Mean and best selection F1 per round (and the baseline's F1 as a dashed line)."""
-    scored = [r for r in rows if r.mean_f1 is not None]
+def rounds_plot(rows: Sequence[RoundRow], baseline_acc: float | None = None) -> bytes | None:
+    """Mean and best selection accuracy per round (and the baseline's as a dashed line)."""
+    scored = [r for r in rows if r.mean_accuracy is not None]
     if not scored:
         return None
     fig = _figure(5.5, 3.2)
     ax = fig.add_subplot()
     xs = [r.round for r in scored]
-    ax.plot(xs, [r.mean_f1 for r in scored], "o-", label="mean F1")
-    ax.plot(xs, [r.best_f1 for r in scored], "s-", label="best F1")
-    if baseline_f1 is not None:
-        ax.axhline(baseline_f1, color="grey", linestyle="--", label="baseline F1")
+    ax.plot(xs, [r.mean_accuracy for r in scored], "o-", label="mean accuracy")
+    ax.plot(xs, [r.best_accuracy for r in scored], "s-", label="best accuracy")
+    if baseline_acc is not None:
+        ax.axhline(baseline_acc, color="grey", linestyle="--", label="baseline accuracy")
     ax.set_xlabel("round")
-    ax.set_ylabel("selection F1")
+    ax.set_ylabel("selection accuracy")
     ax.set_xticks(xs)
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right", fontsize="small")
@@ -60,34 +60,35 @@ def rounds_plot(rows: Sequence[RoundRow], baseline_f1: float | None = None) -> b
 
 def _errorbar(ax: Any, trials: Sequence[TrialRecord], split: str, fmt: str) -> bool:
     points = []
-    for t in trials:
+    for x, t in enumerate(trials):
         metrics = getattr(t, split)
-        f1 = metric(metrics, "f1")
-        if f1 is None:
+        acc = metric(metrics, "accuracy")
+        if acc is None:
             continue
-        lo, hi = (metrics.get("ci") or {}).get("f1", (f1, f1))
-        points.append((t.ensemble_k, f1, max(0.0, f1 - lo), max(0.0, hi - f1)))
+        lo, hi = (metrics.get("ci") or {}).get("accuracy", (acc, acc))
+        points.append((x, acc, max(0.0, acc - lo), max(0.0, hi - acc)))
     if not points:
         return False
-    ks, f1s, lows, highs = zip(*points, strict=True)
-    ax.errorbar(ks, f1s, yerr=[lows, highs], fmt=fmt, capsize=3, label=f"{split} F1")
+    xs, accs, lows, highs = zip(*points, strict=True)
+    ax.errorbar(xs, accs, yerr=[lows, highs], fmt=fmt, capsize=3, label=f"{split} accuracy")
     return True
 
 
 def ensemble_plot(trials: Sequence[TrialRecord]) -> bytes | None:
-    """F1 (with 95% CIs) of each ensemble against its k, on the selection and test splits."""
+    """Accuracy (with 95% CIs) of each ensemble configuration, on the selection and test
+    splits, in the order given."""
     if not trials:
         return None
-    fig = _figure(5.5, 3.2)
+    fig = _figure(max(5.5, 1.1 * len(trials)), 3.4)
     ax = fig.add_subplot()
     drawn = [
         _errorbar(ax, trials, split, fmt) for split, fmt in (("selection", "o"), ("test", "s"))
     ]
     if not any(drawn):
         return None
-    ax.set_xticks(sorted({t.ensemble_k for t in trials}))
-    ax.set_xlabel("k (top candidates added to the base rewards)")
-    ax.set_ylabel("F1")
+    ax.set_xticks(range(len(trials)), [label(t) for t in trials], rotation=20, fontsize=8)
+    ax.set_xlabel("ensemble configuration (base rewards + its members)")
+    ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right", fontsize="small")
     return _png(fig)

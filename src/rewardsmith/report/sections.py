@@ -16,6 +16,11 @@ from rewardsmith.report.data import ReportData, TrialRecord
 from rewardsmith.stats import McNemarResult, PairwiseResult
 
 DASH = "—"
+#: Why F1 stands second: it is a function of accuracy (see rewardsmith.metrics).
+F1_NOTE = (
+    "Accuracy first, F1 beside it for comparison with the paper: with TP + FP + FN = all "
+    "questions, F1 = 2·acc/(1 + acc) always, so both rank candidates the same way."
+)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -60,20 +65,28 @@ def overview_section(data: ReportData) -> list[Block]:
             f"{len(data.candidates)} candidates ({accepted} accepted by validation); "
             f"{len(data.trials)} trials ({state_text})."
         ),
+        *_assumptions(data.config),
         Details("Configuration", pre=json.dumps(data.config, indent=2, sort_keys=True)),
         Details("Manifest", pre=json.dumps(data.manifest, indent=2, sort_keys=True, default=str)),
     ]
 
 
+def _assumptions(config: dict[str, Any]) -> list[Block]:
+    """The recipe's stated assumptions (where the reproduced method is silent), if any."""
+    notes = config.get("assumptions") or {}
+    lines = [f"{path}: {why}" for path, why in sorted(notes.items())]
+    return [Details(f"Assumptions of this recipe ({len(lines)})", lines)] if lines else []
+
+
 def leaderboard_section(data: ReportData) -> list[Block]:
-    """Screened candidates ranked by selection F1, then accuracy."""
+    """Screened candidates ranked by selection accuracy (the same order as F1)."""
     rows = [
         [
             str(r.rank) if r.rank else DASH,
             r.name,
             str(r.round) if r.round is not None else DASH,
-            fmt_ci(r.trial.selection, "f1"),
             fmt_ci(r.trial.selection, "accuracy"),
+            fmt_ci(r.trial.selection, "f1"),
             fmt(an.metric(r.trial.selection, "extraction_rate"), 2),
             r.trial.state,
         ]
@@ -83,61 +96,53 @@ def leaderboard_section(data: ReportData) -> list[Block]:
         "rank",
         "candidate",
         "round",
-        f"{data.selection_split} F1 [95% CI]",
         f"{data.selection_split} accuracy [95% CI]",
+        f"{data.selection_split} F1 [95% CI]",
         "extraction",
         "state",
     ]
-    return [Heading("Leaderboard"), Table(headers, rows, "no candidate screened yet")]
+    note = Paragraph(F1_NOTE, "note")
+    return [Heading("Leaderboard"), note, Table(headers, rows, "no candidate screened yet")]
 
 
 def rounds_section(data: ReportData) -> list[Block]:
-    """Mean and best selection F1 per round, table and plot."""
+    """Mean and best selection accuracy (and F1) per round, table and plot."""
     rows = an.round_summary(data)
+    headers = ["round", "candidates", "scored", "mean accuracy", "best accuracy", "mean F1"]
     table = Table(
-        ["round", "candidates", "scored", "mean F1", "best F1", "best candidate"],
+        [*headers, "best F1", "best candidate"],
         [
-            [
-                str(r.round),
-                str(r.n_candidates),
-                str(r.n_scored),
-                fmt(r.mean_f1),
-                fmt(r.best_f1),
-                r.best_name or DASH,
-            ]
+            [str(r.round), str(r.n_candidates), str(r.n_scored), fmt(r.mean_accuracy)]
+            + [fmt(r.best_accuracy), fmt(r.mean_f1), fmt(r.best_f1), r.best_name or DASH]
             for r in rows
         ],
         "no round yet",
     )
-    blocks: list[Block] = [Heading("F1 per round"), table]
+    blocks: list[Block] = [Heading("Accuracy per round"), table]
     baseline = an.best_trial(data.trials_of("baseline"))
-    png = plots.rounds_plot(rows, an.metric(baseline.selection, "f1") if baseline else None)
+    png = plots.rounds_plot(rows, an.metric(baseline.selection, "accuracy") if baseline else None)
     if png:
-        blocks.append(Image("rounds", png, f"Mean and best {data.selection_split} F1 per round"))
+        caption = f"Mean and best {data.selection_split} accuracy per round"
+        blocks.append(Image("rounds", png, caption))
     return blocks
 
 
 def ensemble_section(data: ReportData) -> list[Block]:
-    """Ensembles of the base rewards plus the top-k candidates."""
+    """The named ensemble configurations: base rewards plus the members their rule picked."""
     trials = an.ensembles(data)
     rows = [
-        [
-            str(t.ensemble_k),
-            _rewards(t),
-            fmt_ci(t.selection, "f1"),
-            fmt_ci(t.selection, "accuracy"),
-            fmt_ci(t.test, "f1"),
-            fmt_ci(t.test, "accuracy"),
-            t.state,
-        ]
+        [an.label(t), str(t.ensemble_k), DASH if t.steps is None else str(t.steps), _rewards(t)]
+        + [fmt_ci(t.selection, "accuracy"), fmt_ci(t.selection, "f1")]
+        + [fmt_ci(t.test, "accuracy"), fmt_ci(t.test, "f1"), t.state]
         for t in trials
     ]
     sel = data.selection_split
-    headers = ["k", "rewards", f"{sel} F1", f"{sel} accuracy", "test F1", "test accuracy", "state"]
+    headers = ["configuration", "k", "steps", "rewards", f"{sel} accuracy", f"{sel} F1"]
+    headers += ["test accuracy", "test F1", "state"]
     blocks: list[Block] = [Heading("Ensembles"), Table(headers, rows, "no ensemble trained yet")]
     png = plots.ensemble_plot(trials)
     if png:
-        blocks.append(Image("ensembles", png, "Ensemble F1 with 95% CIs against k"))
+        blocks.append(Image("ensembles", png, "Ensemble accuracy with 95% CIs"))
     return blocks
 
 
@@ -161,26 +166,18 @@ def headline_section(data: ReportData) -> list[Block]:
     ):
         if trial is not None:
             rows.append(
-                [
-                    role,
-                    an.label(trial),
-                    fmt_ci(trial.selection, "f1"),
-                    fmt_ci(trial.test, "f1"),
-                    fmt_ci(trial.test, "accuracy"),
-                ]
+                [role, an.label(trial), fmt_ci(trial.selection, "accuracy")]
+                + [fmt_ci(trial.test, "accuracy"), fmt_ci(trial.test, "f1")]
             )
     if head.seed_f1 is not None:
         acc = head.seed_accuracy or (None, None)
         rows.append(
-            [
-                f"best ensemble, {len(head.finals)} seeds",
-                "mean ± std",
-                DASH,
-                f"{head.seed_f1[0]:.3f} ± {head.seed_f1[1]:.3f}",
-                DASH if acc[0] is None else f"{acc[0]:.3f} ± {acc[1]:.3f}",
-            ]
+            [f"best ensemble, {len(head.finals)} seeds", "mean ± std", DASH]
+            + [DASH if acc[0] is None else f"{acc[0]:.3f} ± {acc[1]:.3f}"]
+            + [f"{head.seed_f1[0]:.3f} ± {head.seed_f1[1]:.3f}"]
         )
-    headers = ["configuration", "trial", f"{data.selection_split} F1", "test F1", "test accuracy"]
+    sel = data.selection_split
+    headers = ["configuration", "trial", f"{sel} accuracy", "test accuracy", "test F1"]
     blocks: list[Block] = [
         Heading("Baseline vs control vs best ensemble"),
         Paragraph("The best ensemble is chosen on the selection split, never on test.", "note"),

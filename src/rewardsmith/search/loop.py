@@ -2,11 +2,16 @@
 
 :class:`Search` is stateless apart from its store: every step reads what is already recorded and
 does only what is missing, so running it again on a killed run (``--resume``) re-does only the
-work that was in flight. Per round: generate -> validate (rejections replaced up to a limit) ->
-screen each accepted candidate with a trial -> rank on the selection split -> build the ranked
-summary for the next round. Then: the base-rewards-only baseline, a control of k random
-candidates, ensembles of the top-k for each configured k, the best ensemble re-trained over more
-seeds, the finalists evaluated on test, and the report.
+work that was in flight. First the base-rewards-only baseline is trained with the screening
+budget (:func:`rewardsmith.search.baseline.screening_baseline` finds it), so that round 1's
+feedback can already compare candidates with it. Per round: generate -> validate (rejections
+replaced up to a limit) -> screen each accepted candidate with a trial -> with
+``search.replace_failed``, regenerate the candidates whose trial failed or scored F1 = 0 (each
+slot tried at most ``replace_attempts`` times) -> rank on the selection split -> build the ranked
+summary for the next round. Then: the finalists' baseline and a control of k random candidates
+(``ensemble_steps``), the named ensembles (:mod:`rewardsmith.search.ensembles`), the best
+ensemble re-trained over more seeds with its own budget, the finalists evaluated on test, and
+the report.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, Protocol
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.execution import Executor
 from rewardsmith.generators.base import Generator, RoundContext
+from rewardsmith.search.baseline import BASELINE_KIND
 from rewardsmith.search.feedback import SCREEN_KINDS, build_rejections, build_summary
 from rewardsmith.store import RunStore, TrialState
 
@@ -87,20 +93,77 @@ class Search:
     # ------------------------------------------------------------------ rounds
 
     def run(self) -> None:
-        """All rounds, then the finalists, then test evaluation."""
+        """The baseline, all rounds, then the finalists, then test evaluation."""
         recovered = self.store.recover()
         if recovered:
             self.observer.message(f"resuming: re-running interrupted trial(s) {recovered}")
+        self.baseline()
         for round_ in range(1, self.cfg.search.rounds + 1):
             self.observer.phase(f"round {round_}/{self.cfg.search.rounds}")
-            names = self.fill_round(round_)
-            self.screen(names)
+            self.run_round(round_)
         self.finalists()
+
+    def baseline(self) -> int:
+        """Train the base-rewards-only baseline with the screening budget (before round 1)."""
+        self.observer.phase("baseline: base rewards only, screening budget")
+        trial_id = self.store.enqueue_trial(BASELINE_KIND, [], attrs={"role": "screening"})
+        self._run([trial_id])
+        return trial_id
+
+    def run_round(self, round_: int) -> list[str]:
+        """Fill and screen one round; with ``replace_failed``, regenerate dead candidates."""
+        s = self.cfg.search
+        want = s.candidates_per_round
+        while True:
+            names = self.fill_round(round_, want)
+            self.screen(names)
+            needed = self._replacements_needed(names) if s.replace_failed else 0
+            if not needed or len(names) < want:
+                return names
+            self.observer.message(
+                f"round {round_}: regenerating {needed} candidate(s) whose trial failed or "
+                "scored F1 = 0"
+            )
+            want = len(names) + needed
+
+    def _replacements_needed(self, names: Sequence[str]) -> int:
+        """Slots of this round whose last candidate is dead and that have attempts left.
+
+        The first ``candidates_per_round`` candidates open one slot each; each later one (a
+        replacement, in stored order) continues the first slot whose last candidate is dead (its
+        trial FAILED or scored F1 = 0) and has attempts left.
+        """
+        dead = self._dead_candidates()
+        attempts = self.cfg.search.replace_attempts
+        per_round = self.cfg.search.candidates_per_round
+        slots = [[name] for name in names[:per_round]]
+        for name in names[per_round:]:
+            open_slot = next((x for x in slots if x[-1] in dead and len(x) < attempts), None)
+            if open_slot is None:  # not reached: only as many as open slots are asked for
+                break
+            open_slot.append(name)
+        return sum(1 for x in slots if x[-1] in dead and len(x) < attempts)
+
+    def _dead_candidates(self) -> set[str]:
+        dead = set()
+        for trial in self.store.trials(kind="screen"):
+            if len(trial.candidates) != 1:
+                continue
+            if trial.state == TrialState.FAILED:
+                dead.add(trial.candidates[0])
+            elif trial.state == TrialState.COMPLETE:
+                result = self.store.result(trial.id)
+                if result is not None and float(result.metrics.get("f1") or 0.0) <= 0.0:
+                    dead.add(trial.candidates[0])
+        return dead
 
     def _context(self, round_: int) -> RoundContext:
         from rewardsmith.rewards import BASE_REWARD_NAMES, REWARD_REGISTRY
 
-        rng = random.Random(self.cfg.seed * 1000 + round_)
+        # The paper shows the same examples every round (search.fixed_examples).
+        rng = random.Random(
+            self.cfg.seed * 1000 + (0 if self.cfg.search.fixed_examples else round_)
+        )
         train = self.task.train
         examples = rng.sample(train, min(N_EXAMPLES, len(train)))
         taken = {c.name for c in self.store.candidates()} | set(BASE_REWARD_NAMES)
@@ -119,9 +182,10 @@ class Search:
         accepted = [n for n, v in verdicts.items() if v and v.get("accepted")]
         return accepted, len(verdicts) - len(accepted)
 
-    def fill_round(self, round_: int) -> list[str]:
-        """Generate and validate until the round has its candidates or the rejection limit."""
-        want = self.cfg.search.candidates_per_round
+    def fill_round(self, round_: int, want: int | None = None) -> list[str]:
+        """Generate and validate until the round has ``want`` accepted candidates (default:
+        ``candidates_per_round``) or reaches the rejection limit."""
+        want = self.cfg.search.candidates_per_round if want is None else want
         limit = self.cfg.search.max_rejections_per_round
         accepted, rejected = self._accepted(round_)
         empty_replies = 0
@@ -193,27 +257,54 @@ class Search:
         budget = with_steps(self.cfg, s.ensemble_steps)
         ranked = self.ranked_candidates()
         self.observer.phase("baseline, control and ensembles")
-        ids = [self.store.enqueue_trial("baseline", [], config=budget)]
+        ids = [self.store.enqueue_trial(BASELINE_KIND, [], config=budget)]
         if ranked:
             k = min(s.control_k, len(ranked))
             control = random.Random(self.cfg.seed).sample(sorted(ranked), k)
             ids.append(self.store.enqueue_trial("control", control, config=budget))
-        sizes = [k for k in s.ensemble_sizes if k <= len(ranked)]
-        if len(sizes) < len(s.ensemble_sizes):
-            self.observer.message(f"only {len(ranked)} screened candidates: ensembles of {sizes}")
-        ids += [self.store.enqueue_trial("ensemble", ranked[:k], config=budget) for k in sizes]
+        ids += self.enqueue_ensembles(ranked)
         self._run(ids)
         best = self.best_ensemble()
         if best is not None and s.final_seeds > 1:
             self.observer.phase(f"best ensemble over {s.final_seeds} seeds")
+            own = parse_config(best.config, source=f"trial {best.id}")  # its own budget
             seeds = [self.cfg.seed + i for i in range(1, s.final_seeds)]
+            attrs = {"name": best.attrs.get("name")} if best.attrs.get("name") else None
             self._run(
                 [
-                    self.store.enqueue_trial("final", best.candidates, seed=x, config=budget)
+                    self.store.enqueue_trial(
+                        "final", best.candidates, seed=x, config=own, attrs=attrs
+                    )
                     for x in seeds
                 ]
             )
         self.evaluate_finalists(ranked[:TOP_SINGLE_FINALISTS])
+
+    def enqueue_ensembles(self, ranked: Sequence[str]) -> list[int]:
+        """One ensemble trial per distinct (members, steps) of the named configurations."""
+        from rewardsmith.search.ensembles import AnswerCheck, group_plan
+
+        s = self.cfg.search
+        rounds = {c.name: c.round for c in self.store.candidates()}
+        checks = AnswerCheck(self.store, self.pool, timeout_s=self.cfg.rewards.timeout_s)
+        try:
+            planned, skipped = group_plan(s, ranked, rounds, checks)
+        finally:
+            checks.close()
+        if skipped:
+            self.observer.message(
+                f"{len(ranked)} screened candidate(s): no ensemble {', '.join(skipped)}"
+            )
+        ids = []
+        for plan in planned:
+            if len(plan.names) > 1:
+                self.observer.message(f"ensembles {plan.name} pick the same members: one trial")
+            attrs = {"name": plan.name, "names": list(plan.names), "k": len(plan.members)}
+            config = with_steps(self.cfg, plan.steps)
+            ids.append(
+                self.store.enqueue_trial("ensemble", plan.members, config=config, attrs=attrs)
+            )
+        return ids
 
     def best_ensemble(self) -> Any:
         board = self.store.leaderboard(self.cfg.search.rank_metric, kinds=("ensemble",))

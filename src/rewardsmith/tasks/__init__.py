@@ -14,7 +14,14 @@ from typing import Any
 
 from rewardsmith.errors import ConfigError
 from rewardsmith.extraction import Tags
-from rewardsmith.tasks.base import PAPER_SYSTEM_PROMPT, PromptFormat, Task
+from rewardsmith.tasks.base import (
+    DEFAULT_SYSTEM_PROMPT,
+    PAPER_SYSTEM_PROMPT,
+    SYSTEM_PROMPTS,
+    PromptFormat,
+    Task,
+    get_system_prompt,
+)
 from rewardsmith.tasks.gsm8k import load_gsm8k
 from rewardsmith.tasks.synthetic import SyntheticConfig, make_synthetic_task
 
@@ -39,23 +46,30 @@ def get_task(
     *,
     tags: Tags | None = None,
     system_prompt: str | None = None,
+    prompt: str = "default",
     **options: Any,
 ) -> Task:
-    """Build a task by name; ``options`` go to its loader (e.g. ``data_dir``, ``val_size``)."""
+    """Build a task by name; ``options`` go to its loader (e.g. ``data_dir``, ``val_size``).
+
+    The policy's system prompt is ``system_prompt`` when given, else the named prompt ``prompt``
+    (:data:`SYSTEM_PROMPTS`: ``default``, or ``paper`` for arXiv 2605.02073's exact text).
+    """
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}")
-    prompt = PromptFormat(
-        tags=tags or PromptFormat().tags, system_prompt=system_prompt or PAPER_SYSTEM_PROMPT
-    )
-    return TASKS[name](prompt, **options)  # each loader names its unknown options itself
+    text = system_prompt or get_system_prompt(prompt)
+    prompt_format = PromptFormat(tags=tags or PromptFormat().tags, system_prompt=text)
+    return TASKS[name](prompt_format, **options)  # each loader names its unknown options itself
 
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
     "PAPER_SYSTEM_PROMPT",
+    "SYSTEM_PROMPTS",
     "PromptFormat",
     "SyntheticConfig",
     "TASKS",
     "Task",
+    "get_system_prompt",
     "get_task",
     "load_gsm8k",
     "make_synthetic_task",

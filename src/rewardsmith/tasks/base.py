@@ -15,13 +15,53 @@ from typing import Any
 from rewardsmith.errors import DataError
 from rewardsmith.extraction import DEFAULT_TAGS, Tags
 
-PAPER_SYSTEM_PROMPT = (
+#: rewardsmith's default policy prompt (the wording of Unsloth's GRPO notebooks). The embedded
+#: model is built with it; it is not the paper's text (see :data:`PAPER_SYSTEM_PROMPT`).
+DEFAULT_SYSTEM_PROMPT = (
     "You are given a problem.\n"
     "Think about the problem and provide your working out.\n"
     "Place it between {reasoning_start} and {reasoning_end}.\n"
     "Then, provide your solution between {solution_start}{solution_end}. "
     "The solution is the final numeric answer, just the number."
 )
+
+#: The policy system prompt of arXiv 2605.02073's released code, word for word (REFERENCE.md,
+#: section 1); with the default tags it renders exactly the published text.
+PAPER_SYSTEM_PROMPT = (
+    "You are given a math problem. Think step by step and respond EXACTLY in this format:\n"
+    "\n"
+    "{reasoning_start}\n"
+    "[Your step-by-step reasoning here]\n"
+    "{reasoning_end}\n"
+    "{solution_start}\n"
+    "[Your final numeric answer here, just the number]\n"
+    "{solution_end}\n"
+    "\n"
+    "Example:\n"
+    "{reasoning_start}\n"
+    "I need to add 2 + 3 = 5.\n"
+    "{reasoning_end}\n"
+    "{solution_start}\n"
+    "5\n"
+    "{solution_end}"
+)
+
+#: Named policy prompts (``task.prompt`` in a recipe); a plain dict, as every registry here.
+SYSTEM_PROMPTS: dict[str, str] = {"default": DEFAULT_SYSTEM_PROMPT, "paper": PAPER_SYSTEM_PROMPT}
+
+
+def get_system_prompt(name: str) -> str:
+    """The named policy prompt ``name`` (with tag placeholders); unknown names fail loudly.
+
+    >>> get_system_prompt("paper").startswith("You are given a math problem.")
+    True
+    """
+    if name not in SYSTEM_PROMPTS:
+        from rewardsmith.errors import ConfigError
+
+        raise ConfigError(f"unknown prompt {name!r}; choose one of {', '.join(SYSTEM_PROMPTS)}")
+    return SYSTEM_PROMPTS[name]
+
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -31,7 +71,7 @@ class PromptFormat:
     """How a question becomes a chat prompt, and the tags a well-formed answer uses."""
 
     tags: Tags = DEFAULT_TAGS
-    system_prompt: str = PAPER_SYSTEM_PROMPT
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     def system_text(self) -> str:
         """The system prompt with the tag placeholders filled in."""

@@ -161,9 +161,12 @@ def _trainer(
     callbacks: list[Any],
 ) -> Any:
     from peft import LoraConfig
-    from transformers import PrinterCallback
+    from transformers import PrinterCallback, set_seed
     from trl import GRPOConfig, GRPOTrainer
 
+    # The trainer seeds itself only after PEFT has drawn the LoRA weights: seed first, so the
+    # adapter's initialisation follows the trial's seed (and differs between seeds).
+    set_seed(int(grpo_args.get("seed", 0)))
     defaults = {
         "report_to": "none",
         "save_strategy": "no",
@@ -235,7 +238,10 @@ def run_trial(
 ) -> TrialOutcome:
     """Train (SFT stages, then GRPO/OREAL with a LoRA adapter) under ``rewards`` and evaluate
     the policy on ``eval_split``. ``monitor`` (a :class:`~rewardsmith.config.MonitorSection`,
-    default settings when None) says how sandboxed rewards are watched in training."""
+    default settings when None) says how sandboxed rewards are watched in training.
+
+    ``grpo_args["seed"]`` also seeds the LoRA initialisation; ``grpo_args["model_init_kwargs"]``
+    (``{"load_in_4bit": True}``) says how the base model is loaded and is not passed to TRL."""
     from rewardsmith.config import MonitorSection
     from rewardsmith.models import load_model
     from rewardsmith.training.curves import CurveRecorder, FailureGuard, StepProgress
@@ -253,7 +259,10 @@ def run_trial(
         group_size=grpo_args.get("num_generations"),
         seed=int(grpo_args.get("seed", 0)),
     )
-    loaded = load_model(model_spec)
+    # TRL's field for how the policy is loaded; we load it ourselves (4-bit, see config_trl)
+    init_kwargs = dict(grpo_args.get("model_init_kwargs") or {})
+    grpo_args = {k: v for k, v in grpo_args.items() if k != "model_init_kwargs"}
+    loaded = load_model(model_spec, load_in_4bit=bool(init_kwargs.get("load_in_4bit")))
     model = _sft(loaded, task, method, lora_args, grpo_args, out)
     recorder = CurveRecorder()
     guards = [FailureGuard(sandboxed, failure_threshold), MonitorGuard(monitors)]
