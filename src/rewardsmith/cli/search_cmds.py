@@ -126,10 +126,8 @@ def quiet_loading_bars() -> None:
 def run_search(store: Any) -> dict[str, Path]:
     """Run (or resume) the search in ``store`` with the live display; return the report paths."""
     from rewardsmith.cli import console
-    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.execution import hold_run
     from rewardsmith.report.from_store import write_run_report
-    from rewardsmith.sandbox.pool import SandboxPool
-    from rewardsmith.search.loop import Search
     from rewardsmith.tasks import get_task
 
     cfg = store.config()
@@ -138,16 +136,9 @@ def run_search(store: Any) -> dict[str, Path]:
     observer = LiveObserver(console, cfg.search.rank_metric)
     console.print(f"run directory: {store.run_dir}")
     try:
-        with SandboxPool() as pool, observer.live:
-            search = Search(
-                store,
-                _generator(cfg, store.run_dir),
-                LocalProcessExecutor(cfg.search.parallel),
-                task,
-                observer=observer,
-                pool=pool,
-            )
-            search.run()
+        with hold_run(store.run_dir):
+            _end_stray_workers(store, console)
+            _search(store, cfg, task, observer)
     except KeyboardInterrupt:
         raise RewardsmithError(
             "interrupted; nothing completed is lost. "
@@ -161,6 +152,44 @@ def run_search(store: Any) -> dict[str, Path]:
             ) from exc
         raise
     return write_run_report(store)
+
+
+def _search(store: Any, cfg: Any, task: Any, observer: LiveObserver) -> None:
+    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.sandbox.pool import SandboxPool
+    from rewardsmith.search.loop import Search
+
+    with SandboxPool() as pool, observer.live:
+        search = Search(
+            store,
+            _generator(cfg, store.run_dir),
+            LocalProcessExecutor(cfg.search.parallel),
+            task,
+            observer=observer,
+            pool=pool,
+        )
+        search.run()
+
+
+def _end_stray_workers(store: Any, console: Any) -> None:
+    """Before the search recovers interrupted trials: end the earlier run's workers that are
+    still alive, and say what was found."""
+    from rewardsmith.execution import end_stray_workers
+
+    found = end_stray_workers(store)
+    for stray in found:
+        if stray.status == "ended":
+            console.print(
+                f"[yellow]resume: ended worker pid {stray.pid} of trial {stray.trial_id}, "
+                "still running from the earlier run"
+            )
+        elif stray.status == "unknown":
+            console.print(
+                f"[yellow]resume: cannot check worker {stray.worker or '?'} of trial "
+                f"{stray.trial_id}; if it still runs, its results will be refused"
+            )
+    if found and not any(s.status == "ended" for s in found):
+        console.print("resume: no worker of the earlier run is still alive")
 
 
 def search_command(

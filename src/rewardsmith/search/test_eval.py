@@ -3,11 +3,17 @@
 The selection split ranks candidates during the search; test is touched only here, once per
 finalist, and the result is stored as an evaluation of that trial. When the selection split is
 test itself (``selection: test``, the paper's protocol) the trial's own result is reused.
+
+Kill-safe like trials: the policy loaded is the one the trial's COMPLETE transaction recorded;
+each evaluation attempt writes its records to a file of its own, and the evaluation row (first
+writer wins, immutable) names the file that counts, so an evaluation killed half-way and redone
+on resume never leaves a half-written file behind a recorded evaluation.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,8 @@ def load_policy(model_spec: str, saved: str | None) -> Any:
 
 
 def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
-    """Evaluate ``trial``'s adapter on ``split`` (whole split) and store the evaluation."""
+    """Evaluate ``trial``'s recorded policy on ``split`` (whole split) and store the evaluation;
+    return the stored one (an earlier evaluation of the same split wins)."""
     from rewardsmith.evaluation import evaluate
 
     result = store.result(trial.id)
@@ -49,12 +56,16 @@ def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
         max_new_tokens=cfg.eval.max_new_tokens,
         mode=cfg.eval.extraction,
     )
-    path = outcome.save_records(store.evals_dir / f"trial-{trial.id}-{split}.jsonl")
+    attempt = secrets.token_hex(4)
+    path = outcome.save_records(store.evals_dir / f"trial-{trial.id}-{split}-{attempt}.jsonl")
     log.info("trial %d on %s: accuracy %.3f", trial.id, split, outcome.metrics.accuracy)
-    return store.add_evaluation(
+    stored = store.add_evaluation(
         trial.id,
         split,
         {**outcome.metrics.to_dict(), "split": split},
         [int(c) for c in outcome.correct],
         str(path),
     )
+    if stored.records_path != str(path):  # another evaluation was recorded first: its file counts
+        Path(path).unlink(missing_ok=True)
+    return stored

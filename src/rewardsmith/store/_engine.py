@@ -9,15 +9,17 @@ upgrades a read snapshot that another process has meanwhile made stale.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.store.schema import SCHEMA_VERSION, RunRow
 
+log = logging.getLogger(__name__)
 DB_FILE = "store.db"
 #: Seconds a writer waits for another process's write transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -27,6 +29,11 @@ WRITE_OPTION = "rewardsmith_write"
 
 class StoreError(RewardsmithError):
     """The run store is missing, unreadable, from another config, or asked something invalid."""
+
+
+class StaleAttemptError(StoreError):
+    """A write for an attempt that is no longer the trial's current one (the trial was recovered
+    and perhaps claimed again): the write did not happen, and that attempt should stop."""
 
 
 def default_url(run_dir: Path) -> str:
@@ -87,3 +94,34 @@ def read_stamp(conn: Connection, label: str) -> str:
             f"this rewardsmith reads version {SCHEMA_VERSION}"
         )
     return str(row.config_hash)
+
+
+def ensure_columns(reader: Engine, writer: Engine, table: Table) -> list[str]:
+    """Add the nullable columns of ``table`` that an older store lacks; return their names.
+
+    The check runs on a read connection, so opening an up-to-date store writes nothing; the
+    ``ALTER TABLE`` runs in a write transaction that checks again, so two processes opening the
+    same old store at once cannot both add a column. A missing column that is not nullable
+    raises :class:`StoreError` (that needs a schema version bump, not an in-place upgrade).
+    """
+    with reader.connect() as conn:
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    if all(c.name in present for c in table.columns):
+        return []
+    added = []
+    with writer.begin() as conn:
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        quote = conn.dialect.identifier_preparer.quote
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise StoreError(f"the store's {table.name} table lacks column {column.name}")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+            )
+            added.append(column.name)
+    if added:
+        log.info("added column(s) %s to the %s table of an older run store", added, table.name)
+    return added

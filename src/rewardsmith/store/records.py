@@ -174,7 +174,12 @@ class RewardMonitorRecord:
 @dataclass(frozen=True)
 class Trial:
     """A snapshot of one trial: what it trains (kind, candidates, weights, config, seed) and
-    where it stands (state, attempts, timings, worker)."""
+    where it stands (state, attempts, timings, worker).
+
+    ``attempt_token`` identifies the current attempt (set by a claim, cleared by recovery):
+    writes that pass it succeed only while that attempt is current. ``worker_pid`` and
+    ``worker_start`` name the process running it, once recorded.
+    """
 
     id: int
     kind: str
@@ -192,6 +197,9 @@ class Trial:
     started_at: float | None
     finished_at: float | None
     duration_s: float | None
+    attempt_token: str | None = None
+    worker_pid: int | None = None
+    worker_start: str | None = None
 
     @classmethod
     def from_row(cls, row: TrialRow) -> Trial:
@@ -213,6 +221,9 @@ class Trial:
             started_at=row.started_at,
             finished_at=row.finished_at,
             duration_s=row.duration_s,
+            attempt_token=row.attempt_token,
+            worker_pid=row.worker_pid,
+            worker_start=row.worker_start,
         )
 
 

@@ -11,20 +11,24 @@ leaves the store as it was before or after that write. A trial's result and its 
 are written together; a trial left RUNNING by a dead process is put back to PENDING by
 :meth:`RunStore.recover`, and enqueueing the same trial again returns the existing one, so a
 resumed search re-runs what was in flight and never trains a COMPLETE trial twice.
+
+Fencing: each claim is an attempt with its own token. A worker passes its token to
+:meth:`~RunStore.complete_trial` / :meth:`~RunStore.fail_trial` and checks
+:meth:`~RunStore.attempt_is_current` as it trains, so an attempt that was recovered (its run
+killed and resumed) can neither write an outcome nor overwrite the next attempt's; its files go to
+its own :meth:`~RunStore.attempt_dir`, and the COMPLETE transaction records which one counts.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, exc, inspect, select, update
+from sqlalchemy import Engine, exc, inspect, select
 from sqlalchemy.orm import Session
 
 from rewardsmith.config import RunConfig, parse_config
@@ -33,13 +37,16 @@ from rewardsmith.rewards.candidate import Candidate
 from rewardsmith.store import _candidates, _evaluations, _monitors, _trials
 from rewardsmith.store._engine import (
     WRITE_OPTION,
+    StaleAttemptError,
     StoreError,
     default_url,
+    ensure_columns,
     make_engine,
     masked,
     read_stamp,
     sqlite_path,
 )
+from rewardsmith.store._trials import default_worker
 from rewardsmith.store.manifest import build_manifest
 from rewardsmith.store.records import Manifest, RewardMonitorRecord, Trial, TrialResult, json_safe
 from rewardsmith.store.schema import SCHEMA_VERSION, Base, RunRow, TrialRow, TrialState
@@ -51,15 +58,13 @@ SUBDIRS = ("adapters", "evals", "logs")
 URL_POINTER = "store.url"
 
 
-def default_worker() -> str:
-    """``<host>:<pid>``: who is running a trial."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
+class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
     """A run directory and its database. Build one with :meth:`create` or :meth:`open`.
 
-    The evaluation methods (``add_evaluation``, ``evaluation``, ``evaluations``) come from
+    The attempt methods (``claim_trial``, ``next_pending``, ``record_worker``,
+    ``attempt_is_current``, ``release_attempt``, ``recover``) come from
+    :class:`~rewardsmith.store._trials.AttemptsMixin`; the evaluation methods
+    (``add_evaluation``, ``evaluation``, ``evaluations``) from
     :class:`~rewardsmith.store._evaluations.EvaluationsMixin`; ``reward_monitors`` from
     :class:`~rewardsmith.store._monitors.MonitorsMixin`.
     """
@@ -130,7 +135,8 @@ class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
         line when there is no store, the database is unreadable or not a rewardsmith store, its
         schema version differs, or ``expected_config_hash`` differs from the stored hash (unless
         ``allow_config_change``, which only logs a warning). A store made before the
-        ``evaluations`` or ``reward_monitors`` table existed gets it added.
+        ``evaluations`` or ``reward_monitors`` table, or the trials' attempt columns, existed gets
+        them added.
         """
         run_dir = Path(run_dir)
         db_url = url or default_url(run_dir)
@@ -163,6 +169,7 @@ class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
         with self._guard():
             _evaluations.ensure_table(self._engine, self._writer)
             _monitors.ensure_table(self._engine, self._writer)
+            ensure_columns(self._engine, self._writer, TrialRow.__table__)
 
     def close(self) -> None:
         """Release the database connections (the store can be reopened later)."""
@@ -185,6 +192,11 @@ class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
     @property
     def logs_dir(self) -> Path:
         return self.run_dir / "logs"
+
+    def attempt_dir(self, trial_id: int, attempt: int) -> Path:
+        """Where attempt ``attempt`` (1, 2, ...) of a trial writes its files: each attempt has
+        its own, so a stale attempt never writes over the one whose paths get recorded."""
+        return self.adapters_dir / f"trial-{trial_id}" / f"attempt-{attempt}"
 
     # ---------------------------------------------------------------- sessions
 
@@ -303,55 +315,42 @@ class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
         with self._read() as session:
             return [Trial.from_row(row) for row in session.scalars(query)]
 
-    def claim_trial(self, trial_id: int, *, worker: str | None = None) -> Trial | None:
-        """Move a PENDING trial to RUNNING atomically; None when it is not PENDING (e.g. another
-        worker claimed it first)."""
-        with self._write() as session:
-            claimed = _trials.claim(session, trial_id, worker or default_worker(), time.time())
-            return Trial.from_row(_trials.get(session, trial_id)) if claimed else None
-
-    def next_pending(self, *, kind: str | None = None, worker: str | None = None) -> Trial | None:
-        """Claim the oldest PENDING trial (of ``kind``), or None when none is left."""
-        while True:
-            query = select(TrialRow.id).where(TrialRow.state == TrialState.PENDING)
-            if kind is not None:
-                query = query.where(TrialRow.kind == kind)
-            with self._read() as session:
-                trial_id = session.scalars(query.order_by(TrialRow.id).limit(1)).first()
-            if trial_id is None:
-                return None
-            trial = self.claim_trial(trial_id, worker=worker)
-            if trial is not None:
-                return trial
-
     def complete_trial(
         self,
         trial_id: int,
         result: TrialResult,
         *,
         monitors: Sequence[RewardMonitorRecord] = (),
+        token: str | None = None,
     ) -> None:
         """Write ``result`` (and the trial's reward ``monitors``) and mark the RUNNING trial
-        COMPLETE, in one transaction.
+        COMPLETE, in one transaction; the result's paths say which files count.
 
         Raises :class:`StoreError` when the trial is not RUNNING (a COMPLETE trial's result is
-        immutable; a trial recovered to PENDING belongs to whoever claims it next).
+        immutable; a trial recovered to PENDING belongs to whoever claims it next), and
+        :class:`StaleAttemptError` when ``token`` is given and is not the current attempt's.
         """
         now = time.time()
         row = result.to_row(trial_id, now)  # encodes before the transaction: bad data fails early
         monitor_rows = _monitors.encode(trial_id, monitors, now)
         with self._write() as session:
             _trials.transition(
-                session, trial_id, TrialState.COMPLETE, now, from_states=("RUNNING",)
+                session, trial_id, TrialState.COMPLETE, now, from_states=("RUNNING",), token=token
             )
             session.add(row)
             session.add_all(monitor_rows)
 
     def fail_trial(
-        self, trial_id: int, reason: str, *, monitors: Sequence[RewardMonitorRecord] = ()
+        self,
+        trial_id: int,
+        reason: str,
+        *,
+        monitors: Sequence[RewardMonitorRecord] = (),
+        token: str | None = None,
     ) -> None:
         """Mark a PENDING or RUNNING trial FAILED with ``reason`` (a failure is data), with what
-        its reward ``monitors`` found, in one transaction."""
+        its reward ``monitors`` found, in one transaction. With ``token``, only that current
+        RUNNING attempt can fail it (:class:`StaleAttemptError` otherwise)."""
         now = time.time()
         monitor_rows = _monitors.encode(trial_id, monitors, now)
         with self._write() as session:
@@ -362,6 +361,7 @@ class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
                 now,
                 from_states=("PENDING", "RUNNING"),
                 reason=reason,
+                token=token,
             )
             session.add_all(monitor_rows)
 
@@ -371,27 +371,6 @@ class RunStore(_evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
         with self._write() as session:
             _trials.transition(session, trial_id, TrialState.PENDING, None, from_states=("FAILED",))
             _monitors.delete(session, trial_id)
-
-    def recover(self, *, worker: str | None = None) -> list[int]:
-        """Put RUNNING trials (of ``worker``, or all) back to PENDING; return their ids.
-
-        Call it when resuming, once no other worker of this run is alive: a RUNNING trial then
-        belongs to a process that died. COMPLETE and FAILED trials are untouched.
-        """
-        with self._write() as session:
-            query = select(TrialRow.id).where(TrialRow.state == TrialState.RUNNING)
-            if worker is not None:
-                query = query.where(TrialRow.worker == worker)
-            ids = list(session.scalars(query.order_by(TrialRow.id)))
-            if ids:
-                session.execute(
-                    update(TrialRow)
-                    .where(TrialRow.id.in_(ids), TrialRow.state == TrialState.RUNNING)
-                    .values(state=TrialState.PENDING, worker=None, started_at=None)
-                )
-        if ids:
-            log.warning("recovered %d interrupted trial(s): %s", len(ids), ids)
-        return ids
 
     # ---------------------------------------------------------------- results
 
@@ -424,4 +403,4 @@ def _as_config(config: RunConfig | Mapping[str, Any]) -> RunConfig:
         raise StoreError(str(error)) from None
 
 
-__all__ = ["RunStore", "StoreError", "default_worker"]
+__all__ = ["RunStore", "StaleAttemptError", "StoreError", "default_worker"]

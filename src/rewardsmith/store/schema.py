@@ -10,6 +10,11 @@ finalist's test-split evaluation), one per (trial, split), also written once;
 ``reward_monitors`` holds what watching each sandboxed reward during a trial found (counters and
 findings), one row per (trial, reward), written with the trial's COMPLETE or FAILED state.
 
+Each claim of a trial is an *attempt*: it gets a fresh ``attempt_token`` (a fencing token), and
+the process running it is recorded (``worker_pid`` + ``worker_start``, which tells a live worker
+from a later process that reused its pid). Only the current attempt may write the trial's
+outcome; a recovered trial's token is cleared, so a straggler of a killed run writes nothing.
+
 Times are POSIX seconds (floats), which every backend stores without time-zone surprises.
 """
 
@@ -22,8 +27,8 @@ from sqlalchemy import JSON, Enum, Float, ForeignKey, Integer, String, Text, eve
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Bumped when the tables change incompatibly; a store of another version is refused. Adding a
-#: table is compatible: :meth:`RunStore.open` creates a missing ``evaluations`` or
-#: ``reward_monitors`` table in place.
+#: table or a nullable column is compatible: :meth:`RunStore.open` creates a missing
+#: ``evaluations`` or ``reward_monitors`` table, or a missing attempt column, in place.
 SCHEMA_VERSION = 1
 
 
@@ -100,6 +105,11 @@ class TrialRow(Base):
     fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The current attempt: its fencing token, and the worker process running it (pid, and
+    # "<boot id>:<start time in clock ticks>" so that a reused pid is not mistaken for it).
+    attempt_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker_start: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

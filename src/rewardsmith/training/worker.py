@@ -1,31 +1,80 @@
-"""Run one stored trial in this process: ``python -m rewardsmith.training.worker RUN_DIR TRIAL_ID``.
+"""Run one stored trial in this process.
 
-The executor starts one such process per trial, so a trial's memory, threads and sandbox
-workers die with it, and a ``kill -9`` loses only the trial in flight. The worker claims the
-trial (PENDING -> RUNNING), trains and evaluates it, and writes the result and COMPLETE in one
-transaction, or FAILED with the reason; either way with what the reward monitors found
-(:meth:`RunStore.reward_monitors`). Progress goes to ``logs/trial-<id>.progress`` as
-``step max_steps`` so the parent can draw a live bar without parsing logs.
+``python -m rewardsmith.training.worker RUN_DIR TRIAL_ID [--token T --parent-pid P]``
+
+The executor claims the trial (a new attempt with token ``T``) and starts one such process per
+trial, so a trial's memory, threads and sandbox workers die with it, and a ``kill -9`` loses only
+the trial in flight. Without ``--token`` the worker claims the trial itself (PENDING -> RUNNING).
+
+Contract:
+
+* With ``--parent-pid`` the worker arms a parent-death signal (SIGKILL) before importing
+  anything heavy, and exits at once (status :data:`ORPHANED_EXIT`) when its parent is no longer
+  ``P``: a worker never outlives the executor that started it.
+* It trains and evaluates the trial into the attempt's own directory
+  (:meth:`RunStore.attempt_dir`), and writes the result and COMPLETE in one transaction, or
+  FAILED with the reason; either way with what the reward monitors found
+  (:meth:`RunStore.reward_monitors`). Every write passes the attempt's token.
+* At each training step it checks that its attempt is still the trial's current one; once it
+  is not (the run was resumed elsewhere and the trial recovered), it stops and exits with
+  :data:`STALE_EXIT`, having written nothing to the store.
+
+Progress goes to ``logs/trial-<id>.progress`` as ``step max_steps`` so the parent can draw a live
+bar without parsing logs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rewardsmith.config import RunConfig, grpo_kwargs, lora_kwargs, parse_config
-from rewardsmith.store import RewardMonitorRecord, RunStore, Trial, TrialResult
-from rewardsmith.training.trial import Method, RewardSpec, TrialOutcome, run_trial
+if TYPE_CHECKING:  # imported where used: the parent-death signal is armed before they load
+    from rewardsmith.config import RunConfig
+    from rewardsmith.store import RunStore, Trial
+    from rewardsmith.training.trial import RewardSpec, TrialOutcome
 
 log = logging.getLogger(__name__)
+
+#: Exit status of a worker whose parent died before its parent-death signal was armed.
+ORPHANED_EXIT = 75
+#: Exit status of a worker whose attempt stopped being current: it wrote nothing.
+STALE_EXIT = 76
+_PR_SET_PDEATHSIG = 1
+
+
+class AttemptSuperseded(BaseException):  # noqa: N818 - a stop signal, not an error
+    """Raised inside training when the attempt is no longer current. A BaseException, like
+    KeyboardInterrupt, so that no ``except Exception`` on the way turns it into a result."""
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """SIGKILL this process when its parent dies; exit now if the parent is already gone.
+
+    Armed after the parent may have died, the signal would never come (the worker was
+    re-parented), hence the ``getppid()`` check afterwards. Without ``prctl`` (not Linux) only
+    the check is done.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("cannot arm the parent-death signal: errno %d", ctypes.get_errno())
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot arm the parent-death signal: %s", exc)
+    if os.getppid() != expected_parent:
+        os._exit(ORPHANED_EXIT)
 
 
 def trial_rewards(store: RunStore, trial: Trial, cfg: RunConfig) -> list[RewardSpec]:
     """The rewards a trial trains with: base rewards (unless disabled) + its candidates."""
     from rewardsmith.rewards import BASE_REWARD_NAMES
+    from rewardsmith.training.trial import RewardSpec
 
     weights = {**cfg.rewards.weights, **trial.weights}
     builtin = list(BASE_REWARD_NAMES) if cfg.rewards.use_base_rewards else []
@@ -41,17 +90,28 @@ def progress_path(run_dir: Path, trial_id: int) -> Path:
     return run_dir / "logs" / f"trial-{trial_id}.progress"
 
 
-def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
-    """Train and evaluate a claimed trial; record COMPLETE or FAILED in the store."""
-    from rewardsmith.tasks import get_task
-
-    cfg = parse_config(trial.config, source=f"trial {trial.id}")
-    out_dir = store.adapters_dir / f"trial-{trial.id}"
+def _progress(store: RunStore, trial: Trial) -> Any:
+    """The per-step callback: stop a superseded attempt, else write the progress file."""
+    token = trial.attempt_token
     progress_file = progress_path(store.run_dir, trial.id)
 
     def report(step: int, max_steps: int) -> None:
+        if token is not None and not store.attempt_is_current(trial.id, token):
+            raise AttemptSuperseded(f"trial {trial.id}: attempt {trial.attempts} superseded")
         progress_file.write_text(f"{step} {max_steps}\n")
 
+    return report
+
+
+def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
+    """Train and evaluate a claimed trial; record COMPLETE or FAILED in the store, for the
+    trial's current attempt only (:class:`StaleAttemptError` when it is not current)."""
+    from rewardsmith.config import grpo_kwargs, lora_kwargs, parse_config
+    from rewardsmith.tasks import get_task
+    from rewardsmith.training.trial import Method, run_trial
+
+    cfg = parse_config(trial.config, source=f"trial {trial.id}")
+    out_dir = store.attempt_dir(trial.id, trial.attempts)
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
     split = cfg.eval.selection
     outcome = run_trial(
@@ -69,7 +129,7 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         eval_batch_size=cfg.eval.batch_size,
         eval_max_new_tokens=cfg.eval.max_new_tokens,
         extraction=cfg.eval.extraction,
-        progress=report,
+        progress=_progress(store, trial),
         method=Method(
             sft_stages=tuple(s for s in cfg.stages if s.kind == "sft"),
             objective=cfg.grpo.objective,
@@ -79,25 +139,29 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         ),
         monitor=cfg.rewards.monitor,
     )
-    _record(store, trial.id, outcome, split)
+    _record(store, trial, outcome, split)
     return outcome
 
 
-def _record(store: RunStore, trial_id: int, outcome: TrialOutcome, split: str) -> None:
+def _record(store: RunStore, trial: Trial, outcome: TrialOutcome, split: str) -> None:
     """Write the trial's result and COMPLETE, or FAILED with the reason; either way with what
-    its reward monitors found."""
+    its reward monitors found, and only while ``trial``'s attempt is current."""
+    from rewardsmith.store import RewardMonitorRecord, TrialResult
+
     monitors = [
         RewardMonitorRecord(name, m["summary"], tuple(m["findings"]))
         for name, m in outcome.monitors.items()
     ]
+    token = trial.attempt_token
     if outcome.state != "COMPLETE":
-        store.fail_trial(trial_id, outcome.reason or "unknown failure", monitors=monitors)
+        reason = outcome.reason or "unknown failure"
+        store.fail_trial(trial.id, reason, monitors=monitors, token=token)
         return
     curves = {k: [list(p) for p in v] for k, v in outcome.curves.items()}
     curves["_reward_failures"] = outcome.reward_failures
     curves["_timings"] = {"train_s": outcome.train_seconds, "eval_s": outcome.eval_seconds}
     store.complete_trial(
-        trial_id,
+        trial.id,
         TrialResult(
             metrics={**outcome.metrics, "split": split},
             correctness=tuple(int(c) for c in outcome.correct),
@@ -106,28 +170,62 @@ def _record(store: RunStore, trial_id: int, outcome: TrialOutcome, split: str) -
             adapter_path=outcome.adapter_dir,
         ),
         monitors=monitors,
+        token=token,
     )
+
+
+def _attempt(store: RunStore, trial_id: int, token: str | None) -> Trial | None:
+    """The attempt to run: ``token``'s when it is current, else a fresh claim (no token)."""
+    from rewardsmith.execution import process_start
+
+    if token is None:
+        trial = store.claim_trial(trial_id)
+        if trial is not None and trial.attempt_token is not None:
+            pid = os.getpid()
+            store.record_worker(trial_id, trial.attempt_token, pid=pid, start=process_start(pid))
+        return trial
+    trial = store.trial(trial_id)
+    return trial if store.attempt_is_current(trial_id, token) else None
+
+
+def _run(store: RunStore, trial_id: int, token: str | None) -> int:
+    from rewardsmith.store.run_store import StaleAttemptError
+
+    trial = _attempt(store, trial_id, token)
+    if trial is None:
+        log.warning("trial %d: no current attempt to run (not PENDING, or superseded)", trial_id)
+        return 0 if token is None else STALE_EXIT
+    try:
+        execute(store, trial)
+    except (AttemptSuperseded, StaleAttemptError) as exc:
+        log.warning("trial %d: stopping without writing: %s", trial.id, exc)
+        return STALE_EXIT
+    except Exception as exc:  # noqa: BLE001 - any crash of a trial is recorded as data
+        log.exception("trial %d crashed", trial.id)
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        try:
+            store.fail_trial(trial.id, reason, token=trial.attempt_token)
+        except StaleAttemptError:
+            return STALE_EXIT
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one stored rewardsmith trial.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("trial_id", type=int)
+    parser.add_argument("--token", help="the attempt's token (the executor claimed the trial)")
+    parser.add_argument("--parent-pid", type=int, help="die with this parent process")
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from rewardsmith.store import RunStore
+
     store = RunStore.open(args.run_dir)
     try:
-        trial = store.claim_trial(args.trial_id)
-        if trial is None:
-            log.warning("trial %d is not PENDING; nothing to do", args.trial_id)
-            return 0
-        try:
-            execute(store, trial)
-        except Exception as exc:  # noqa: BLE001 - any crash of a trial is recorded as data
-            log.exception("trial %d crashed", trial.id)
-            store.fail_trial(trial.id, f"{type(exc).__name__}: {exc}"[:2000])
-            return 1
-        return 0
+        return _run(store, args.trial_id, args.token)
     finally:
         store.close()
 
