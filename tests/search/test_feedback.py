@@ -227,3 +227,12 @@ def test_the_paired_difference_is_agresti_min_and_covers_like_a_paired_bootstrap
     low, high = np.percentile(boot, [2.5, 97.5])
     assert abs(d.ci_low - low) < 0.02 and abs(d.ci_high - high) < 0.02
     assert (d.test.b, d.test.c) == (8, 12)
+
+
+def test_a_difference_within_noise_is_called_so() -> None:
+    name = "near_reward"
+    within = ("vs baseline: ...", {"delta": -0.03, "ci": [-0.14, 0.07]})
+    text, stats = reflection_text({"accuracy": 0.5}, curves(name, [1] * 3), candidates=[name],
+                                  baseline=within)  # fmt: skip
+    assert any("below the base rewards alone, within noise" in t for t in tip_lines(text))
+    assert text.splitlines()[0] == "vs baseline: ..." and stats["vs_baseline"]["delta"] == -0.03

@@ -258,7 +258,8 @@ def candidate_tips(
             tips.append(f"{name} made accuracy worse than the base rewards alone: rewrite it")
         elif delta < 0:
             tips.append(
-                f"{name} did not beat the base rewards alone: change what it rewards, not its scale"
+                f"{name} scored below the base rewards alone, within noise: its idea has not "
+                "helped yet; try a different property rather than a different scale"
             )
         elif low > 0:
             tips.append(f"{name} beat the base rewards alone: keep its idea and refine it")
