@@ -14,7 +14,7 @@ Typical use by a search loop::
 See :mod:`rewardsmith.store.run_store` for the crash-safety contract.
 """
 
-from rewardsmith.store._engine import StoreError, default_url
+from rewardsmith.store._engine import StaleAttemptError, StoreError, default_url
 from rewardsmith.store.manifest import build_manifest, data_manifest, new_run_id
 from rewardsmith.store.records import (
     Evaluation,
@@ -32,6 +32,7 @@ __all__ = [
     "Manifest",
     "RewardMonitorRecord",
     "RunStore",
+    "StaleAttemptError",
     "StoreError",
     "Trial",
     "TrialResult",
