@@ -81,9 +81,15 @@ ALLOWED_IMPORTS = (
 )  # fmt: skip
 
 TIPS = (
-    "If a reward's accuracy stays near zero, rewrite it rather than tune it.",
-    "A component whose values never change over training gives no signal: rescale or drop it.",
-    "A component that dominates the others should be rescaled.",
+    "The three base rewards (match_format_exactly, match_format_approximately, check_answer) "
+    "are fixed and always added; every tip and statistic below is about the reward you wrote.",
+    "If your reward's accuracy stays near zero, rewrite it rather than tune it.",
+    "GRPO compares completions within each group of the same prompt: if your reward gives "
+    "every completion of a group the same score it teaches nothing, whatever its mean; make it "
+    "separate better answers from worse ones.",
+    "If your reward's spread dwarfs the base rewards' (or is negligible next to them), rescale it.",
+    "'vs baseline' compares the policy trained with your reward to the one trained with the "
+    "base rewards only, on the same questions: delta accuracy with a 95% CI and a McNemar p.",
     "Rewards that pay for surface features (keywords, length) without correctness invite reward "
     "hacking: check that a garbage completion cannot outscore a correct one.",
     "Lines starting 'in training' come from watching the reward during GRPO: audits score "
