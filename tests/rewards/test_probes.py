@@ -15,7 +15,6 @@ from rewardsmith.extraction import extract_paper, format_patterns, normalize
 from rewardsmith.rewards import _probe_texts, probes
 from rewardsmith.rewards.base import check_answer, match_format_approximately, match_format_exactly
 from rewardsmith.rewards.probes import (
-    BATCHES,
     EOS_ID,
     GARBAGE_KINDS,
     KINDS,
@@ -25,7 +24,6 @@ from rewardsmith.rewards.probes import (
     call_kwargs,
     cost_batch,
     make_battery,
-    make_probe,
     token_ids,
     trainer_state,
 )
@@ -292,7 +290,7 @@ def test_trl_passes_exactly_these_kwargs():
     assert received["trainer_state"].global_step == 12
 
 
-# --- the cost batch, the legacy battery, the examples ---
+# --- the cost batch, the examples ---
 
 
 def test_cost_batch_is_training_sized_and_reproducible():
@@ -301,21 +299,6 @@ def test_cost_batch_is_training_sized_and_reproducible():
     assert len(batch) == 16 and len({p.question_index for p in batch}) == 4
     lengths = [len(token_ids(p.text, eos=False)) for p in batch]
     assert all(150 <= n <= 400 for n in lengths) and max(lengths) - min(lengths) > 50
-
-
-def test_legacy_batches_still_work():
-    assert {k: len(v) for k, v in BATCHES.items()} == BATCH_SIZES
-    probe = BATCHES["batch16"][0]
-    assert (probe.kind, probe.question_index, probe.answer) == ("correct", 0, "72")
-    assert make_probe("wrong", 3).text.endswith("<solution>1,248</solution>")
-    assert {p.kind for p in BATCHES["batch16"]} & set(GARBAGE_KINDS) == {
-        "garbage_tags", "garbage_numbers", "garbage_text", "garbage_tag_spam"
-    }  # fmt: skip
-    for conversational in (True, False):
-        kw = call_kwargs(BATCHES["batch16"], conversational)
-        assert tuple(kw) == TRL_REWARD_KWARGS[:5]
-        assert kw["answer"] == [p.answer for p in BATCHES["batch16"]]
-        assert all(ids[-1] == EOS_ID for ids in kw["completion_ids"])
 
 
 @pytest.mark.parametrize("module", [probes, _probe_texts])

@@ -29,7 +29,6 @@ The battery (:func:`make_battery`) is drawn afresh from a seed: questions from s
 with random names, numbers and wording, completions of every kind a policy writes (:data:`KINDS`)
 in varied layouts, each cut at ``max_completion_length`` stand-in tokens as a trainer cuts them,
 so a reward cannot tell validation from training by exact strings, lengths or wording.
-:data:`BATCHES` is the old fixed battery, kept until validation moves to :func:`make_battery`.
 """
 
 from __future__ import annotations
@@ -44,9 +43,9 @@ from rewardsmith.rewards._probe_texts import EOS_ID, Question, token_ids
 from rewardsmith.tasks.base import PromptFormat
 
 __all__ = [
-    "BATCHES", "EOS_ID", "GARBAGE_KINDS", "KINDS", "SYSTEM_PROMPT", "TRAINER_STATE_FIELDS",
+    "EOS_ID", "GARBAGE_KINDS", "KINDS", "SYSTEM_PROMPT", "TRAINER_STATE_FIELDS",
     "TRL_CALLABLE_KWARGS", "TRL_REWARD_KWARGS", "Battery", "Probe", "Question", "call_kwargs",
-    "cost_batch", "make_battery", "make_probe", "token_ids", "trainer_state",
+    "cost_batch", "make_battery", "token_ids", "trainer_state",
 ]  # fmt: skip
 
 #: The keyword arguments TRL 1.16's GRPOTrainer passes a reward for this project's dataset.
@@ -284,58 +283,3 @@ def call_kwargs(
     if with_callables:
         kwargs["log_extra"], kwargs["log_metric"] = _log_extra, _log_metric
     return kwargs
-
-
-# --- The old fixed battery (validation still reads it; to go once it uses make_battery). ---
-
-_QUESTIONS = (
-    ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
-     "in May. How many clips did Natalia sell altogether in April and May?", "72",
-     "In May she sold 48 / 2 = 24 clips. Altogether 48 + 24 = 72 clips.", "68"),
-    ("Weng earns $12 an hour for babysitting. Yesterday, she just did 50 minutes of "
-     "babysitting. How much did she earn?", "10",
-     "Per minute she earns 12 / 60 = 0.2 dollars. For 50 minutes: 0.2 * 50 = 10.", "12"),
-    ("Betty needs $100 for a wallet. She has half of it, her parents give $15 and her "
-     "grandparents twice as much. How much more money does Betty need?", "5",
-     "She has 100 / 2 = 50. Parents 15, grandparents 30. 100 - 50 - 15 - 30 = 5.", "15"),
-    ("James writes a 3-page letter to 2 different friends twice a week. How many pages does "
-     "he write a year?", "624",
-     "Each week 3 * 2 * 2 = 12 pages. A year: 12 * 52 = 624 pages.", "1,248"),
-)  # fmt: skip
-
-
-def _formatted(reasoning: str, answer: str) -> str:
-    return f"<thinking>\n{reasoning}\n</thinking>\n<solution>{answer}</solution>"
-
-
-def make_probe(kind: str, q: int) -> Probe:
-    """The old fixed completion of ``kind`` for fixed question ``q`` (0-3)."""
-    question, gold, reasoning, wrong = _QUESTIONS[q]
-    texts_by_kind = {
-        "correct": _formatted(reasoning, gold),
-        "wrong": _formatted(reasoning.replace(gold, wrong), wrong),
-        "unformatted": f"{reasoning} The answer is {gold}.",
-        "empty": "",
-        "very_long": _formatted((reasoning + " Let me double-check that. ") * 400, gold),
-        "unicode": _formatted(f"Ναταλία 🧮 «{reasoning}» — résumé ＝ ✓", gold),
-        "missing_tag": f"<thinking>\n{reasoning}\n</thinking>\n{gold}",
-        "unclosed_tag": f"<thinking>\n{reasoning}\n<solution>{gold}",
-        "garbage_tags": "<thinking></thinking><solution></solution>" * 30,
-        "garbage_numbers": " ".join([gold] * 200),
-        "garbage_text": "lorem ipsum dolor sit amet " * 40 + "\x00\ufffd" * 5,
-        "garbage_tag_spam": (f"<solution>{gold}</solution>" * 20),
-    }
-    return Probe(kind, q, texts_by_kind[kind], question, gold)
-
-
-_BATCH16 = (
-    (0, ("correct", "wrong", "garbage_tags", "unicode")),
-    (1, ("correct", "unformatted", "garbage_numbers", "very_long")),
-    (2, ("correct", "empty", "garbage_text", "missing_tag")),
-    (3, ("correct", "unclosed_tag", "garbage_tag_spam", "wrong")),
-)
-BATCHES: dict[str, tuple[Probe, ...]] = {
-    "batch1": (make_probe("correct", 0),),
-    "batch4": tuple(make_probe(k, 1) for k in ("correct", "wrong", "unformatted", "empty")),
-    "batch16": tuple(make_probe(kind, q) for q, kinds in _BATCH16 for kind in kinds),
-}

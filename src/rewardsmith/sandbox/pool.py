@@ -367,11 +367,3 @@ def _finish(result: CallResult, start: float) -> CallResult:
     error = None if result.error is None else clean_text(result.error)
     return replace(result, error=error, duration_s=time.perf_counter() - start)
 
-
-def __getattr__(name: str) -> Any:
-    # Transitional: the reward wrapper and the process-wide pool moved to ``.reward``.
-    if name in ("SandboxedReward", "default_pool"):
-        from rewardsmith.sandbox import reward
-
-        return getattr(reward, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -61,7 +61,7 @@ def build_reward_funcs(
 ) -> tuple[list[Any], list[Any]]:
     """Return (all reward functions in order, the sandboxed ones) for ``specs``."""
     from rewardsmith.rewards import get_reward
-    from rewardsmith.sandbox.pool import SandboxedReward
+    from rewardsmith.sandbox.reward import SandboxedReward
 
     funcs, sandboxed = [], []
     names = [s.name for s in specs]
