@@ -82,6 +82,17 @@ _LATER_FIELDS = (
     ("search", "replace_failed"),
     ("search", "replace_attempts"),
     ("search", "ensembles"),
+    ("search", "screening"),
+    ("search", "executor"),
+    ("search", "ray_address"),
+    ("search", "gpus"),
+    ("search", "trials_per_gpu"),
+    ("search", "cpus_per_trial"),
+    ("search", "max_attempts"),
+    ("search", "artifact_root"),
+    ("grpo", "activation_checkpointing"),
+    ("grpo", "generation"),
+    ("eval", "backend"),
 )
 #: Optimisers a recipe may name (transformers' ``optim``); None keeps TRL's default.
 OptimName = Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit"]
@@ -108,6 +119,24 @@ class LoraSection(_Section):
         return value
 
 
+class GenerationSection(_Section):
+    """How GRPO generates its completions, mapped to TRL's vLLM options.
+
+    ``backend``: ``hf`` (transformers ``generate``), ``vllm`` or ``auto`` (vLLM only when CUDA
+    is present, vLLM imports, the model is not GGUF and the objective supports it; the choice
+    and its reason are logged). ``mode``: ``colocate`` (an engine inside the trainer's process,
+    sharing the GPU; ``gpu_memory_utilization`` of it) or ``server`` (a ``trl vllm-serve``
+    process at ``server_base_url``).
+    """
+
+    backend: Literal["hf", "vllm", "auto"] = "auto"
+    mode: Literal["colocate", "server"] = "colocate"
+    gpu_memory_utilization: Float = Field(0.3, gt=0, le=1.0)
+    server_base_url: str | None = None
+    tensor_parallel_size: Int = Field(1, gt=0)
+    enable_sleep_mode: bool = False
+
+
 class GrpoSection(_Section):
     """GRPO optimisation settings; names follow TRL's ``GRPOConfig``."""
 
@@ -131,6 +160,8 @@ class GrpoSection(_Section):
     objective: Objective = "grpo"  # "oreal": arXiv 2502.06781's outcome-reward objective
     oreal_eta: Float = Field(0.5, ge=0)
     oreal_one_pos_one_neg: bool = False
+    activation_checkpointing: bool = False  # gradient checkpointing: less memory, more time
+    generation: GenerationSection = Field(default_factory=GenerationSection)
 
     @field_validator("num_generations")
     @classmethod

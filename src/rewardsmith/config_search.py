@@ -26,9 +26,36 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from rewardsmith.config_methods import Int, Section
+from rewardsmith.config_methods import Float, Int, Section
 
 EnsembleRule = Literal["top", "diverse_rounds", "correctness"]
+
+
+class ScreeningSection(Section):
+    """How each round's candidates are screened (issue: successive halving).
+
+    ``full`` (the paper): every candidate trains the whole screening budget
+    (``grpo.max_steps``) with one seed. ``halving``: rung 0 trains every candidate for
+    ``min_steps`` (default: the budget / eta**(number of rungs - 1)), the best 1/``eta`` go on
+    to the next rung, which continues their run to ``eta`` times the steps, and so on up to the
+    full budget; ``rungs`` lists the step counts explicitly instead. At the top rung the
+    survivors are trained with ``seeds_at_top`` seeds in all.
+    """
+
+    mode: Literal["full", "halving"] = "full"
+    eta: Int = Field(3, ge=2)
+    min_steps: Int | None = Field(None, gt=0)
+    rungs: list[Int] | None = None
+    seeds_at_top: Int = Field(1, gt=0)
+
+    @field_validator("rungs")
+    @classmethod
+    def _increasing(cls, rungs: list[int] | None) -> list[int] | None:
+        if rungs is None:
+            return None
+        if not rungs or min(rungs) < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
+            raise ValueError("must be a non-empty list of increasing step counts >= 1")
+        return rungs
 
 
 class EnsembleSection(Section):
@@ -101,6 +128,31 @@ class SearchSection(Section):
     final_seeds: Int = Field(3, gt=0)
     control_k: Int = Field(5, gt=0, validate_default=True)
     parallel: Int = Field(1, gt=0)
+    screening: ScreeningSection = Field(default_factory=ScreeningSection)
+    # Where trials run: worker processes on this machine, or Ray tasks (pip install
+    # rewardsmith[ray]); ray_address None starts a local Ray, "auto" joins a running cluster.
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    # GPU slots: "auto" (every visible GPU), a count, or a list of device ids; each GPU runs
+    # trials_per_gpu trials at once (Ray: num_gpus = 1 / trials_per_gpu per trial).
+    gpus: Literal["auto"] | Int | list[Int] = "auto"
+    trials_per_gpu: Int = Field(1, gt=0)
+    cpus_per_trial: Float = Field(1.0, gt=0)
+    max_attempts: Int = Field(2, gt=0)
+    # Adapters and records of trials: the run directory (None), another path shared by the
+    # machines, or an fsspec URL (s3://..., gs://...); the store keeps their URIs.
+    artifact_root: str | None = None
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_ids(cls, gpus: Any) -> Any:
+        if isinstance(gpus, int) and gpus < 0:
+            raise ValueError("a GPU count must be >= 0")
+        if isinstance(gpus, list) and (
+            len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus)
+        ):
+            raise ValueError("GPU ids must be distinct and >= 0")
+        return gpus
 
     @model_validator(mode="before")
     @classmethod

@@ -205,3 +205,6 @@ class EvalSection(_Section):
     extraction: Literal["paper", "flexible"] = "paper"
     selection: Literal["val", "test"] = "val"
     limit: Int | None = Field(None, gt=0)
+    # hf: transformers generate; vllm: one engine per GPU with each trial's adapter as a
+    # LoRARequest; auto: vllm only where it can run (CUDA, vllm importable, not GGUF).
+    backend: Literal["hf", "vllm", "auto"] = "auto"

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 #: GRPO-section fields that choose rewardsmith's objective, not TRL settings
 _OBJECTIVE_FIELDS = frozenset({"objective", "oreal_eta", "oreal_one_pos_one_neg"})
+#: GRPO-section fields mapped to TRL options by hand (not passed through under their names)
+_OWN_FIELDS = frozenset({"activation_checkpointing", "generation"})
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -64,7 +66,7 @@ def grpo_kwargs(
     bf16 = (has_bf16 and not use_cpu) if g.bf16 == "auto" else g.bf16
     if bf16 and (use_cpu or not has_bf16):
         raise ConfigError("grpo.bf16: true needs a CUDA device with bf16; use 'auto' or false")
-    excluded = {"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS}
+    excluded = {"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS, *_OWN_FIELDS}
     if g.optim is None:  # TRL's own default
         excluded.add("optim")
     passthrough = g.model_dump(exclude=excluded, mode="json")
