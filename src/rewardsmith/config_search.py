@@ -22,6 +22,7 @@ named ``top-k`` at ``ensemble_steps``; when given it replaces ``ensembles``.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -53,7 +54,7 @@ class ScreeningSection(Section):
     def _increasing(cls, rungs: list[int] | None) -> list[int] | None:
         if rungs is None:
             return None
-        if not rungs or min(rungs) < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        if not rungs or min(rungs) < 1 or any(b <= a for a, b in itertools.pairwise(rungs)):
             raise ValueError("must be a non-empty list of increasing step counts >= 1")
         return rungs
 
@@ -148,9 +149,7 @@ class SearchSection(Section):
     def _gpu_ids(cls, gpus: Any) -> Any:
         if isinstance(gpus, int) and gpus < 0:
             raise ValueError("a GPU count must be >= 0")
-        if isinstance(gpus, list) and (
-            len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus)
-        ):
+        if isinstance(gpus, list) and (len(set(gpus)) != len(gpus) or any(g < 0 for g in gpus)):
             raise ValueError("GPU ids must be distinct and >= 0")
         return gpus
 
