@@ -218,11 +218,14 @@ def search_command(
 def _print_summary(run_dir: Path) -> None:
     from rewardsmith.cli import console
     from rewardsmith.cli._render import final_table
+    from rewardsmith.search.compute import compute_lines, compute_summary
     from rewardsmith.store import RunStore
 
     store = RunStore.open(run_dir)
     try:
         console.print(final_table(store))
+        for line in compute_lines(compute_summary(store)):
+            console.print(line, highlight=False)
     finally:
         store.close()
 

@@ -146,6 +146,12 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
 def _record(store: RunStore, trial: Trial, outcome: TrialOutcome, split: str) -> None:
     """Write the trial's result and COMPLETE, or FAILED with the reason; either way with what
     its reward monitors found, and only while ``trial``'s attempt is current."""
+    from rewardsmith.search.compute import (
+        COMPUTE_KEY,
+        compute_record,
+        cuda_devices_used,
+        trained_steps,
+    )
     from rewardsmith.store import RewardMonitorRecord, TrialResult
 
     monitors = [
@@ -159,7 +165,12 @@ def _record(store: RunStore, trial: Trial, outcome: TrialOutcome, split: str) ->
         return
     curves = {k: [list(p) for p in v] for k, v in outcome.curves.items()}
     curves["_reward_failures"] = outcome.reward_failures
-    curves["_timings"] = {"train_s": outcome.train_seconds, "eval_s": outcome.eval_seconds}
+    curves[COMPUTE_KEY] = compute_record(
+        trained_steps(trial, _continued(store, trial)),
+        outcome.train_seconds,
+        outcome.eval_seconds,
+        gpu_devices=cuda_devices_used(),
+    )
     store.complete_trial(
         trial.id,
         TrialResult(
@@ -172,6 +183,12 @@ def _record(store: RunStore, trial: Trial, outcome: TrialOutcome, split: str) ->
         monitors=monitors,
         token=token,
     )
+
+
+def _continued(store: RunStore, trial: Trial) -> Trial | None:
+    """The trial whose run ``trial`` continues (a halving rung), or None."""
+    continues = trial.attrs.get("continues")
+    return store.trial(continues) if isinstance(continues, int) else None
 
 
 def _attempt(store: RunStore, trial_id: int, token: str | None) -> Trial | None:
