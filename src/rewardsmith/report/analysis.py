@@ -21,6 +21,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardsmith.evaluation import same_backend
 from rewardsmith.report.data import ReportData, TrialRecord
 from rewardsmith.stats import McNemarResult, PairwiseResult, mcnemar_test, pairwise_mcnemar
 from rewardsmith.stats import seed_summary as _seed_summary
@@ -75,9 +76,22 @@ class LeaderRow:
     round: int | None
 
 
+def top_rung_screens(data: ReportData) -> list[TrialRecord]:
+    """One screen trial per candidate: the one of its highest rung (successive halving), the
+    earliest among several seeds there (the run that was continued, not the luckiest seed)."""
+    best: dict[Any, TrialRecord] = {}
+    for trial in data.trials_of("screen"):
+        key = trial.candidate_name or f"#{trial.id}"
+        held = best.get(key)
+        if held is None or (trial.rung or 0) > (held.rung or 0):
+            best[key] = trial
+    return list(best.values())
+
+
 def leaderboard(data: ReportData) -> list[LeaderRow]:
-    """Screen trials ranked by selection (F1, accuracy), descending; unranked ones last."""
-    screens = data.trials_of("screen")
+    """Screen trials (one per candidate, see :func:`top_rung_screens`) ranked by selection
+    (accuracy, F1), descending; unranked ones last."""
+    screens = top_rung_screens(data)
     ranked = sorted((t for t in screens if t.complete and t.selection), key=rank_key, reverse=True)
     rest = [t for t in screens if t not in ranked]
     rows = []
@@ -163,6 +177,9 @@ def finalist_vectors(data: ReportData, kinds: tuple[str, ...]) -> dict[str, list
         if out and len(trial.test_correct) != len(next(iter(out.values()))):
             log.warning("trial %s: test vector length differs; left out of McNemar", trial.id)
             continue
+        if not same_backend(trial.test, trials[0].test):
+            log.warning("trial %s: evaluated by another backend; left out of McNemar", trial.id)
+            continue
         out[name] = list(trial.test_correct)
     return out
 
@@ -185,6 +202,10 @@ class Headline:
     finals: list[TrialRecord] = field(default_factory=list)
     seed_f1: tuple[float, float] | None = None
     seed_accuracy: tuple[float, float] | None = None
+    #: The same over the extra seeds only, without the selected run (biased upward: it was
+    #: picked for scoring best on the selection split).
+    extra_f1: tuple[float, float] | None = None
+    extra_accuracy: tuple[float, float] | None = None
     vs_baseline: McNemarResult | None = None
     vs_control: McNemarResult | None = None
 
@@ -193,6 +214,8 @@ def _paired_test(a: TrialRecord | None, b: TrialRecord | None) -> McNemarResult 
     if not (a and b and a.test_correct and b.test_correct):
         return None
     if len(a.test_correct) != len(b.test_correct):
+        return None
+    if not same_backend(a.test, b.test):  # greedy outputs of two backends may differ
         return None
     return mcnemar_test(a.test_correct, b.test_correct)
 
@@ -209,15 +232,22 @@ def headline(data: ReportData) -> Headline:
         if same:
             finals = ([best] if best.complete and best.test else []) + same
     out = Headline(baseline, control, best, finals)
-    f1s = [metric(t.test, "f1") for t in finals]
-    accs = [metric(t.test, "accuracy") for t in finals]
-    if finals and None not in f1s:
-        out.seed_f1 = _seed_summary(f1s)  # type: ignore[arg-type]
-    if finals and None not in accs:
-        out.seed_accuracy = _seed_summary(accs)  # type: ignore[arg-type]
+    out.seed_accuracy, out.seed_f1 = _test_summaries(finals)
+    if best is not None and best in finals and len(finals) > 1:
+        out.extra_accuracy, out.extra_f1 = _test_summaries([t for t in finals if t is not best])
     out.vs_baseline = _paired_test(best, baseline)
     out.vs_control = _paired_test(best, control)
     return out
+
+
+def _test_summaries(trials: list[TrialRecord]) -> tuple[Any, Any]:
+    """(accuracy, F1) mean and std over ``trials``' test metrics; None where one is missing."""
+    out = []
+    for name in ("accuracy", "f1"):
+        values = [metric(t.test, name) for t in trials]
+        ok = trials and None not in values
+        out.append(_seed_summary(values) if ok else None)  # type: ignore[arg-type]
+    return out[0], out[1]
 
 
 def comparable_baseline(data: ReportData, trial: TrialRecord | None) -> TrialRecord | None:
@@ -387,6 +417,8 @@ def summary(data: ReportData) -> dict[str, Any]:
             "final_trials": [t.id for t in head.finals],
             "seed_f1_mean_std": head.seed_f1,
             "seed_accuracy_mean_std": head.seed_accuracy,
+            "extra_seed_accuracy_mean_std": head.extra_accuracy,
+            "extra_seed_f1_mean_std": head.extra_f1,
             "vs_baseline": head.vs_baseline.to_dict() if head.vs_baseline else None,
             "vs_control": head.vs_control.to_dict() if head.vs_control else None,
         },

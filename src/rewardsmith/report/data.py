@@ -10,7 +10,10 @@ fp, fn, precision, recall, f1, accuracy, exact_match, extraction_rate, ci{f1, ac
 errors{no_extraction, wrong, correct}``)::
 
     ReportData: run_id, created (ISO-8601 str), config {}, manifest {}, selection_split ["val"],
-                alpha [0.05], candidates [CandidateRecord], trials [TrialRecord]
+                alpha [0.05], candidates [CandidateRecord], trials [TrialRecord],
+                compute [None: ComputeSummary.to_dict() of rewardsmith.search.compute],
+                ranking [None: the noise-aware ranking, [{name, rung, seeds, accuracy, delta,
+                         ci, p_mcnemar, score, trial_ids}] best first]
     CandidateRecord: name, description [""], round [0], generator [""], parent [None], code [""],
                      verdict [None] -> VerdictRecord(accepted, stage, reason [""], flags [])
     TrialRecord: id, kind ("screen" | "baseline" | "control" | "ensemble" | "final"),
@@ -19,7 +22,9 @@ errors{no_extraction, wrong, correct}``)::
                  curves {name: [[step, value], ...]}, samples [None], durations {},
                  candidate [None: the one non-base reward of a screen trial], k [None],
                  name [None: the ensemble configuration(s) it trains, e.g. "top-5"],
-                 steps [None: GRPO steps trained],
+                 steps [None: GRPO steps trained], rung [None: its halving rung, 0 in full
+                 screening], continues [None: the trial whose run it continued],
+                 promoted [None: whether halving promoted it to the next rung],
                  monitor {reward: {summary {calls, audits, audits_failed, ...},
                                    findings [{reward, kind, step, detail, value}]}}
 
@@ -146,6 +151,9 @@ class TrialRecord:
     monitor: dict[str, dict[str, Any]] = field(default_factory=dict)
     name: str | None = None
     steps: int | None = None
+    rung: int | None = None
+    continues: int | str | None = None
+    promoted: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TRIAL_KINDS:
@@ -203,6 +211,9 @@ class TrialRecord:
             monitor={str(k): dict(v) for k, v in (data.get("monitor") or {}).items()},
             name=None if data.get("name") is None else str(data["name"]),
             steps=None if data.get("steps") is None else int(data["steps"]),
+            rung=None if data.get("rung") is None else int(data["rung"]),
+            continues=data.get("continues"),
+            promoted=None if data.get("promoted") is None else bool(data["promoted"]),
         )
 
     def findings(self) -> list[dict[str, Any]]:
@@ -225,6 +236,8 @@ class ReportData:
     alpha: float = 0.05
     candidates: list[CandidateRecord] = field(default_factory=list)
     trials: list[TrialRecord] = field(default_factory=list)
+    compute: dict[str, Any] | None = None
+    ranking: list[dict[str, Any]] | None = None
 
     def candidate(self, name: str | None) -> CandidateRecord | None:
         """The candidate called ``name``, or ``None``."""
@@ -246,6 +259,8 @@ class ReportData:
             alpha=float(data.get("alpha", 0.05)),
             candidates=[CandidateRecord.from_dict(c) for c in data.get("candidates") or []],
             trials=[TrialRecord.from_dict(t) for t in data.get("trials") or []],
+            compute=data.get("compute"),
+            ranking=data.get("ranking"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,6 +273,8 @@ class ReportData:
             "alpha": self.alpha,
             "candidates": [c.to_dict() for c in self.candidates],
             "trials": [t.to_dict() for t in self.trials],
+            "compute": self.compute,
+            "ranking": self.ranking,
         }
 
     @classmethod

@@ -16,7 +16,12 @@ This is the one place that knows both the store's records and the report's schem
 * ``monitor`` is what watching each sandboxed reward in training found
   (:meth:`RunStore.reward_monitors`), for COMPLETE and FAILED trials alike.
 * ``name`` is the ensemble configuration(s) a trial trains (its ``name`` attribute, set by the
-  search), ``steps`` its GRPO budget (from its config).
+  search), ``steps`` its GRPO budget (from its config); ``rung``, ``continues`` and
+  ``promoted`` come from a screen trial's attributes (successive halving; ``rung`` 0 when
+  absent);
+* ``compute`` is :func:`rewardsmith.search.compute.compute_summary`; ``ranking`` the
+  noise-aware ranking of the screened candidates
+  (:func:`rewardsmith.search.ranking.rank_candidates`), empty when it cannot be computed.
 
 The builder reads and never writes, so it works on a run in progress as on a finished one.
 """
@@ -39,6 +44,7 @@ from rewardsmith.report.data import (
     VerdictRecord,
 )
 from rewardsmith.report.writer import write_report
+from rewardsmith.search.compute import compute_summary
 from rewardsmith.store import Evaluation, RunStore, Trial, TrialResult, TrialState
 
 log = logging.getLogger(__name__)
@@ -102,11 +108,12 @@ def _curves(raw: dict[str, Any]) -> dict[str, list[list[float]]]:
 
 
 def _durations(trial: Trial, result: TrialResult | None) -> dict[str, float]:
+    """Seconds only (``*_s``): the ``_timings`` entry also holds steps and device counts."""
     timings = (result.curves.get("_timings") if result else None) or {}
     out = {
         str(k): float(v)
         for k, v in timings.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
+        if str(k).endswith("_s") and isinstance(v, int | float) and not isinstance(v, bool)
     }
     if trial.duration_s is not None:
         out["wall_s"] = float(trial.duration_s)
@@ -207,7 +214,33 @@ def trial_record(
         },
         name=trial.attrs.get("name") if isinstance(trial.attrs.get("name"), str) else None,
         steps=(trial.config.get("grpo") or {}).get("max_steps"),
+        **(_rung_fields(trial) if kind == "screen" else {}),
     )
+
+
+def _rung_fields(trial: Trial) -> dict[str, Any]:
+    """A screen trial's place in successive halving (rung 0, nothing continued, by default)."""
+    attrs = trial.attrs
+    rung = attrs.get("rung")
+    promoted = attrs.get("promoted")
+    return {
+        "rung": rung if isinstance(rung, int) else 0,
+        "continues": attrs.get("continues") if isinstance(attrs.get("continues"), int) else None,
+        "promoted": promoted if isinstance(promoted, bool) else None,
+    }
+
+
+def ranking_rows(store: RunStore) -> list[dict[str, Any]]:
+    """The noise-aware ranking of the screened candidates as plain dicts, best first."""
+    try:
+        from rewardsmith.search.ranking import rank_candidates
+    except ImportError:  # TODO(helper F): remove once search.ranking is committed
+        return []
+    return [_plain(asdict(r)) for r in rank_candidates(store)]
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in row.items()}
 
 
 def build_report_data(store: RunStore) -> ReportData:
@@ -232,6 +265,8 @@ def build_report_data(store: RunStore) -> ReportData:
         selection_split=selection,
         candidates=_candidates(store),
         trials=[t for t in trials if t is not None],
+        compute=compute_summary(store).to_dict(),
+        ranking=ranking_rows(store),
     )
 
 

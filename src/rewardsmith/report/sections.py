@@ -10,35 +10,11 @@ import json
 from typing import Any
 
 from rewardsmith.report import analysis as an
-from rewardsmith.report import plots
+from rewardsmith.report import plots, screening
+from rewardsmith.report._format import DASH, F1_NOTE, fmt, fmt_ci, fmt_p
 from rewardsmith.report.blocks import Block, Details, Heading, Image, Paragraph, Table
 from rewardsmith.report.data import ReportData, TrialRecord
 from rewardsmith.stats import McNemarResult, PairwiseResult
-
-DASH = "—"
-#: Why F1 stands second: it is a function of accuracy (see rewardsmith.metrics).
-F1_NOTE = (
-    "Accuracy first, F1 beside it for comparison with the paper: with TP + FP + FN = all "
-    "questions, F1 = 2·acc/(1 + acc) always, so both rank candidates the same way."
-)
-
-
-def fmt(value: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` decimals, or a dash when missing."""
-    return DASH if value is None else f"{value:.{digits}f}"
-
-
-def fmt_ci(metrics: dict[str, Any] | None, name: str) -> str:
-    """``0.795 [0.756, 0.832]``: a metric with its 95% CI when the metrics carry one."""
-    value = an.metric(metrics, name)
-    if value is None:
-        return DASH
-    ci = ((metrics or {}).get("ci") or {}).get(name)
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{value:.3f}"
-
-
-def fmt_p(p: float) -> str:
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"
 
 
 def _rewards(trial: TrialRecord) -> str:
@@ -79,7 +55,10 @@ def _assumptions(config: dict[str, Any]) -> list[Block]:
 
 
 def leaderboard_section(data: ReportData) -> list[Block]:
-    """Screened candidates ranked by selection accuracy (the same order as F1)."""
+    """Screened candidates from the noise-aware ranking when the run stored one, else ranked by
+    selection accuracy (the same order as F1), one row per candidate (its highest rung)."""
+    if data.ranking:
+        return screening.ranking_section(data)
     rows = [
         [
             str(r.rank) if r.rank else DASH,
@@ -146,6 +125,10 @@ def ensemble_section(data: ReportData) -> list[Block]:
     return blocks
 
 
+def _mean_std(pair: tuple[float, float] | None) -> str:
+    return DASH if pair is None else f"{pair[0]:.3f} ± {pair[1]:.3f}"
+
+
 def _test_cell(test: McNemarResult | None, other: str) -> str:
     if test is None:
         return f"no paired test vectors (best ensemble vs {other})"
@@ -169,18 +152,24 @@ def headline_section(data: ReportData) -> list[Block]:
                 [role, an.label(trial), fmt_ci(trial.selection, "accuracy")]
                 + [fmt_ci(trial.test, "accuracy"), fmt_ci(trial.test, "f1")]
             )
-    if head.seed_f1 is not None:
-        acc = head.seed_accuracy or (None, None)
-        rows.append(
-            [f"best ensemble, {len(head.finals)} seeds", "mean ± std", DASH]
-            + [DASH if acc[0] is None else f"{acc[0]:.3f} ± {acc[1]:.3f}"]
-            + [f"{head.seed_f1[0]:.3f} ± {head.seed_f1[1]:.3f}"]
-        )
+    n = len(head.finals)
+    for role, acc, f1 in (
+        (f"best ensemble, {n} seeds (selected run included)", head.seed_accuracy, head.seed_f1),
+        (f"best ensemble, {n - 1} extra seeds (selected run left out)", head.extra_accuracy,
+         head.extra_f1),
+    ):  # fmt: skip
+        if acc is not None or f1 is not None:
+            rows.append([role, "mean ± std", DASH, _mean_std(acc), _mean_std(f1)])
     sel = data.selection_split
     headers = ["configuration", "trial", f"{sel} accuracy", "test accuracy", "test F1"]
     blocks: list[Block] = [
         Heading("Baseline vs control vs best ensemble"),
-        Paragraph("The best ensemble is chosen on the selection split, never on test.", "note"),
+        Paragraph(
+            "The best ensemble is chosen on the selection split, never on test. Its seed "
+            "summary is shown with and without the selected run: that run was picked for "
+            "scoring best, so it is biased upward; the extra seeds alone are not.",
+            "note",
+        ),
         Table(headers, rows, "no baseline, control or ensemble yet"),
     ]
     if head.best_ensemble is not None:
@@ -368,10 +357,12 @@ def code_section(data: ReportData) -> list[Block]:
 SECTIONS = (
     overview_section,
     leaderboard_section,
+    screening.ladder_section,
     rounds_section,
     ensemble_section,
     headline_section,
     mcnemar_section,
+    screening.compute_section,
     hacking_section,
     curves_section,
     failures_section,
