@@ -10,6 +10,7 @@ import pytest
 from rewardsmith.config import RunConfig
 from rewardsmith.store import RewardMonitorRecord, RunStore, StoreError, TrialResult, TrialState
 from rewardsmith.store.run_store import StaleAttemptError
+from tests._postgres import run_sql
 
 
 def _result(f1: float) -> TrialResult:
@@ -117,9 +118,8 @@ def test_an_older_store_gets_the_attempt_columns_on_open(tmp_path: Path, config:
     run_dir = tmp_path / "old"
     with RunStore.create(run_dir, config) as store:
         trial_id = store.enqueue_trial("baseline")
-    with sqlite3.connect(run_dir / "store.db") as conn:
         for column in ("attempt_token", "worker_pid", "worker_start"):
-            conn.execute(f"ALTER TABLE trials DROP COLUMN {column}")
+            run_sql(store, f"ALTER TABLE {{t}}trials DROP COLUMN {column}")
     with RunStore.open(run_dir) as store:
         assert store.trial(trial_id).attempt_token is None
         token = store.claim_trial(trial_id).attempt_token

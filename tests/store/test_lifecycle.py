@@ -13,8 +13,10 @@ from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.store import RunStore, StoreError, build_manifest
 from rewardsmith.tasks import get_task
+from tests._postgres import SQLITE_ONLY
 
 
+@SQLITE_ONLY
 def test_create_lays_out_the_run_directory(tmp_path: Path, config: RunConfig) -> None:
     run_dir = tmp_path / "runs" / "r1"
     with RunStore.create(run_dir, config) as store:
@@ -29,6 +31,7 @@ def test_create_lays_out_the_run_directory(tmp_path: Path, config: RunConfig) ->
     assert manifest.git_commit is None or len(manifest.git_commit) == 40
 
 
+@SQLITE_ONLY
 def test_store_uses_wal_so_readers_do_not_block_writers(store: RunStore) -> None:
     with sqlite3.connect(store.run_dir / "store.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -65,12 +68,14 @@ def test_manifest_of_another_config_is_refused(tmp_path: Path, config: RunConfig
         RunStore.create(tmp_path / "run", config, manifest=build_manifest(other))
 
 
+@SQLITE_ONLY
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RewardsmithError, match=r"^no run store at .*nowhere"):
         RunStore.open(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()  # opening never creates anything
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
@@ -119,11 +124,12 @@ def test_config_change_can_be_allowed_explicitly(
     assert "config change is allowed" in caplog.text
 
 
+@SQLITE_ONLY
 def test_a_store_elsewhere_leaves_a_pointer(tmp_path: Path, config: RunConfig) -> None:
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     RunStore.create(tmp_path / "run", config, url=url).close()
     assert (tmp_path / "run" / "store.url").read_text().strip() == url
-    with pytest.raises(StoreError, match="elsewhere.db; pass its URL"):
+    with pytest.raises(StoreError, match="elsewhere.db; set REWARDSMITH_STORE_URL"):
         RunStore.open(tmp_path / "run")
     with RunStore.open(tmp_path / "run", url=url) as store:
         assert store.manifest().config_hash == config.config_hash()

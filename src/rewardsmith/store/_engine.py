@@ -1,5 +1,12 @@
 """Engines for the run store: SQLite tuned for several local processes, or any SQLAlchemy URL.
 
+A server database (PostgreSQL) may hold several runs: each run's tables live in a schema of its
+own, named after the run directory (:func:`schema_for`), and statements reach it through
+SQLAlchemy's ``schema_translate_map``, so the table definitions stay schema-free. On PostgreSQL
+every state change is a conditional ``UPDATE`` under READ COMMITTED: a second writer of the same
+row waits for the first to commit and re-checks its ``WHERE`` on the new row, so claims and the
+attempt fencing hold without a database-wide write lock.
+
 SQLite runs in WAL mode (readers never block the writer) with a busy timeout, ``synchronous=FULL``
 and foreign keys on. pysqlite's own transaction handling is switched off so that every
 transaction starts with an explicit ``BEGIN``, and write transactions with ``BEGIN IMMEDIATE``:
@@ -9,7 +16,9 @@ upgrades a read snapshot that another process has meanwhile made stale.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +50,40 @@ def default_url(run_dir: Path) -> str:
     return f"sqlite:///{(Path(run_dir) / DB_FILE).resolve()}"
 
 
+def normalise_url(url: str) -> str:
+    """``url`` with a plain ``postgresql://`` given the psycopg 3 driver (installed by the
+    ``postgres`` extra) instead of SQLAlchemy's default psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
 def masked(url: str) -> str:
-    """The URL with any password hidden, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL with any password hidden (also in the query string), for messages, logs and the
+    run directory.
+
+    >>> masked("postgresql://me:s3cret@db/runs?sslpassword=x")
+    'postgresql://me:***@db/runs?sslpassword=%2A%2A%2A'
+    """
+    parsed = make_url(url)
+    hidden = {k: "***" for k in parsed.query if re.search("pass|secret|token", k, re.I)}
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+
+
+def schema_for(url: str, run_dir: Path) -> str | None:
+    """The schema holding the run of ``run_dir`` in the database at ``url``: None for SQLite
+    (one database file per run), else ``rs_<run name>_<hash>``, a valid PostgreSQL identifier
+    that two run names never share.
+
+    >>> schema_for("postgresql://db/runs", Path("runs/Demo-1"))
+    'rs_demo_1_162ac02b'
+    """
+    if make_url(url).get_backend_name() == "sqlite":
+        return None
+    name = Path(run_dir).name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"rs_{re.sub(r'[^a-z0-9_]', '_', name.lower())[:48]}_{digest}"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -57,7 +97,7 @@ def sqlite_path(url: str) -> Path | None:
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and explicit transactions."""
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(normalise_url(url), pool_pre_ping=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
@@ -80,10 +120,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def read_stamp(conn: Connection, label: str) -> str:
+def read_stamp(conn: Connection, label: str, schema: str | None = None) -> str:
     """The stored config hash, after checking that ``conn`` holds a readable rewardsmith store
-    of this schema version (:class:`StoreError` otherwise)."""
-    if not inspect(conn).has_table(RunRow.__tablename__):
+    (in ``schema``) of this schema version (:class:`StoreError` otherwise)."""
+    if not inspect(conn).has_table(RunRow.__tablename__, schema=schema):
         raise StoreError(f"{label} is not a rewardsmith run store (no run table)")
     row = conn.execute(select(RunRow.schema_version, RunRow.config_hash)).first()
     if row is None:
@@ -96,7 +136,9 @@ def read_stamp(conn: Connection, label: str) -> str:
     return str(row.config_hash)
 
 
-def ensure_columns(reader: Engine, writer: Engine, table: Table) -> list[str]:
+def ensure_columns(
+    reader: Engine, writer: Engine, table: Table, schema: str | None = None
+) -> list[str]:
     """Add the nullable columns of ``table`` that an older store lacks; return their names.
 
     The check runs on a read connection, so opening an up-to-date store writes nothing; the
@@ -105,22 +147,21 @@ def ensure_columns(reader: Engine, writer: Engine, table: Table) -> list[str]:
     raises :class:`StoreError` (that needs a schema version bump, not an in-place upgrade).
     """
     with reader.connect() as conn:
-        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        present = {c["name"] for c in inspect(conn).get_columns(table.name, schema=schema)}
     if all(c.name in present for c in table.columns):
         return []
     added = []
     with writer.begin() as conn:
-        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        present = {c["name"] for c in inspect(conn).get_columns(table.name, schema=schema)}
         quote = conn.dialect.identifier_preparer.quote
+        target = quote(table.name) if schema is None else f"{quote(schema)}.{quote(table.name)}"
         for column in table.columns:
             if column.name in present:
                 continue
             if not column.nullable:
                 raise StoreError(f"the store's {table.name} table lacks column {column.name}")
             kind = column.type.compile(dialect=conn.dialect)
-            conn.exec_driver_sql(
-                f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
-            )
+            conn.exec_driver_sql(f"ALTER TABLE {target} ADD COLUMN {quote(column.name)} {kind}")
             added.append(column.name)
     if added:
         log.info("added column(s) %s to the %s table of an older run store", added, table.name)

@@ -17,6 +17,8 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, exc, inspect, select
@@ -32,9 +34,11 @@ log = logging.getLogger(__name__)
 MAX_SPLIT_CHARS = 40
 
 
-def ensure_table(reader: Engine, writer: Engine, table: Any = None) -> bool:
+def ensure_table(
+    reader: Engine, writer: Engine, table: Any = None, schema: str | None = None
+) -> bool:
     """Create ``table`` (default: ``evaluations``) when the store predates it; True when it was
-    created.
+    created. ``schema`` is where the run's tables live (None: the default one).
 
     The check runs on a read connection, so opening an up-to-date store writes nothing; the
     creation runs in a write transaction with ``checkfirst``, so two processes opening the same
@@ -42,7 +46,7 @@ def ensure_table(reader: Engine, writer: Engine, table: Any = None) -> bool:
     """
     table = EvaluationRow.__table__ if table is None else table
     with reader.connect() as conn:
-        if inspect(conn).has_table(table.name):
+        if inspect(conn).has_table(table.name, schema=schema):
             return False
     with writer.begin() as conn:
         table.create(conn, checkfirst=True)
@@ -122,6 +126,8 @@ class EvaluationsMixin:
 
         def _write(self) -> AbstractContextManager[Session]: ...
 
+        def publish(self, path: str | Path | None) -> str | None: ...
+
     def add_evaluation(
         self,
         trial_id: int,
@@ -134,9 +140,12 @@ class EvaluationsMixin:
 
         Idempotent and immutable: when (trial, split) is stored already, the stored evaluation
         is returned unchanged. :class:`StoreError` for an unknown or not-COMPLETE trial or a bad
-        split name; ``ValueError`` for correctness values other than 0/1.
+        split name; ``ValueError`` for correctness values other than 0/1. Under an artifact
+        root the records file is published first and its URI recorded.
         """
         new = build(trial_id, split, metrics, correctness, records_path, time.time())
+        if records_path is not None:
+            new = replace(new, records_path=self.publish(records_path))
         try:
             with self._write() as session:
                 return insert_or_get(session, new)

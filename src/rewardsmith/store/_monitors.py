@@ -24,9 +24,9 @@ from rewardsmith.store.records import RewardMonitorRecord
 from rewardsmith.store.schema import RewardMonitorRow
 
 
-def ensure_table(reader: Engine, writer: Engine) -> bool:
+def ensure_table(reader: Engine, writer: Engine, schema: str | None = None) -> bool:
     """Create the ``reward_monitors`` table when the store predates it; True when created."""
-    return _evaluations.ensure_table(reader, writer, RewardMonitorRow.__table__)
+    return _evaluations.ensure_table(reader, writer, RewardMonitorRow.__table__, schema)
 
 
 def encode(

@@ -1,10 +1,12 @@
 """The run store: one run's candidates, trials, results and evaluations in one database.
 
-A run lives in a directory (``runs/<run-id>/``) holding ``store.db`` (or a pointer to another
-database: any SQLAlchemy URL, e.g. PostgreSQL for several machines; one database per run),
-``adapters/``, ``evals/`` and ``logs/``. The API follows optuna's split between a candidate
-(what to try), a trial (one run of a candidate set with a config and a seed, and its state) and
-the trial's immutable result.
+A run lives in a directory (``runs/<run-id>/``) holding ``store.db`` (or ``store.url``, the
+masked URL of a server database such as PostgreSQL that several machines share: the URL itself
+comes from ``REWARDSMITH_STORE_URL``, see :mod:`rewardsmith.store._location`; one database may
+hold many runs, a schema each), ``adapters/``, ``evals/`` and ``logs/``. Adapters and records
+may live under ``search.artifact_root`` instead (see :mod:`rewardsmith.artifacts`). The API
+follows optuna's split between a candidate (what to try), a trial (one run of a candidate set
+with a config and a seed, and its state) and the trial's immutable result.
 
 Crash safety: every write is one transaction, so a process killed at any instant (``kill -9``)
 leaves the store as it was before or after that write. A trial's result and its COMPLETE state
@@ -34,17 +36,17 @@ from sqlalchemy.orm import Session
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.errors import ConfigError
 from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.store import _candidates, _evaluations, _monitors, _trials
+from rewardsmith.store import _candidates, _evaluations, _location, _monitors, _trials
+from rewardsmith.store._artifacts import ArtifactsMixin
 from rewardsmith.store._engine import (
     WRITE_OPTION,
     StaleAttemptError,
     StoreError,
-    default_url,
     ensure_columns,
     make_engine,
     masked,
     read_stamp,
-    sqlite_path,
+    schema_for,
 )
 from rewardsmith.store._trials import default_worker
 from rewardsmith.store.manifest import build_manifest
@@ -54,11 +56,12 @@ from rewardsmith.store.schema import SCHEMA_VERSION, Base, RunRow, TrialRow, Tri
 log = logging.getLogger(__name__)
 
 SUBDIRS = ("adapters", "evals", "logs")
-#: Written in the run directory when the database is not the default ``store.db``.
-URL_POINTER = "store.url"
+URL_POINTER = _location.URL_POINTER
 
 
-class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.MonitorsMixin):
+class RunStore(
+    _trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.MonitorsMixin, ArtifactsMixin
+):
     """A run directory and its database. Build one with :meth:`create` or :meth:`open`.
 
     The attempt methods (``claim_trial``, ``next_pending``, ``record_worker``,
@@ -66,12 +69,19 @@ class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.M
     :class:`~rewardsmith.store._trials.AttemptsMixin`; the evaluation methods
     (``add_evaluation``, ``evaluation``, ``evaluations``) from
     :class:`~rewardsmith.store._evaluations.EvaluationsMixin`; ``reward_monitors`` from
-    :class:`~rewardsmith.store._monitors.MonitorsMixin`.
+    :class:`~rewardsmith.store._monitors.MonitorsMixin`; the paths and artifact methods
+    (``attempt_dir``, ``publish``, ``local_path``) from
+    :class:`~rewardsmith.store._artifacts.ArtifactsMixin`.
     """
 
     def __init__(self, run_dir: Path, engine: Engine, url: str) -> None:
         self.run_dir = run_dir
         self.url = masked(url)
+        #: The run's schema in a shared server database (None: SQLite, one file per run).
+        self.schema = schema_for(url, run_dir)
+        self._base = engine
+        if self.schema is not None:
+            engine = engine.execution_options(schema_translate_map={None: self.schema})
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
 
@@ -89,8 +99,9 @@ class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.M
         """Create the run directory and a new store for ``config``.
 
         ``manifest`` defaults to :func:`~rewardsmith.store.manifest.build_manifest` without data
-        fingerprints; its config hash must be ``config``'s. Raises :class:`StoreError` when a
-        store already exists there.
+        fingerprints; its config hash must be ``config``'s. The database is ``url``, else
+        ``REWARDSMITH_STORE_URL``, else ``<run_dir>/store.db``. Raises :class:`StoreError` when
+        a store of this run already exists there.
         """
         run_dir = Path(run_dir)
         manifest = manifest or build_manifest(config, run_id=run_dir.name)
@@ -99,21 +110,23 @@ class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.M
         run_dir.mkdir(parents=True, exist_ok=True)
         for sub in SUBDIRS:
             (run_dir / sub).mkdir(exist_ok=True)
-        db_url = url or default_url(run_dir)
+        db_url = _location.url_for_create(run_dir, url)
         store = cls(run_dir, make_engine(db_url), db_url)
         try:
             store._initialise(manifest)
         except BaseException:
             store.close()
             raise
-        if url is not None and url != default_url(run_dir):
-            (run_dir / URL_POINTER).write_text(masked(url) + "\n", encoding="utf-8")
+        _location.record(run_dir, db_url)
         log.info("created run store %s (%s)", run_dir, store.url)
         return store
 
     def _initialise(self, manifest: Manifest) -> None:
         with self._guard(), self._writer.begin() as conn:
-            if inspect(conn).has_table(RunRow.__tablename__):
+            if self.schema is not None:
+                quoted = conn.dialect.identifier_preparer.quote(self.schema)
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+            if inspect(conn).has_table(RunRow.__tablename__, schema=self.schema):
                 raise StoreError(f"a run store already exists at {self.run_dir} ({self.url})")
             Base.metadata.create_all(conn)
             with Session(bind=conn) as session:
@@ -136,28 +149,27 @@ class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.M
         schema version differs, or ``expected_config_hash`` differs from the stored hash (unless
         ``allow_config_change``, which only logs a warning). A store made before the
         ``evaluations`` or ``reward_monitors`` table, or the trials' attempt columns, existed gets
-        them added.
+        them added. The database is ``url``, else the one the run directory names (a server's
+        URL then comes from ``REWARDSMITH_STORE_URL``, a clear error without it), see
+        :mod:`rewardsmith.store._location`.
         """
         run_dir = Path(run_dir)
-        db_url = url or default_url(run_dir)
-        path = sqlite_path(db_url)
-        if path is not None and not path.is_file():
-            pointer = run_dir / URL_POINTER
-            if url is None and pointer.is_file():
-                where = pointer.read_text(encoding="utf-8").strip()
-                raise StoreError(f"the run store of {run_dir} is at {where}; pass its URL")
-            raise StoreError(f"no run store at {run_dir} (missing {path.name})")
+        db_url, source = _location.url_for_open(run_dir, url)
         store = cls(run_dir, make_engine(db_url), db_url)
         try:
-            store._check(expected_config_hash, allow_config_change)
+            with store._guard(), store._engine.connect() as conn:
+                stored = read_stamp(conn, store.url, store.schema)
+        except StoreError as error:
+            store.close()
+            raise _location.not_found(run_dir, db_url, source, error) from error
+        try:
+            store._check(stored, expected_config_hash, allow_config_change)
         except BaseException:
             store.close()
             raise
         return store
 
-    def _check(self, expected_hash: str | None, allow_change: bool) -> None:
-        with self._guard(), self._engine.connect() as conn:
-            stored = read_stamp(conn, self.url)
+    def _check(self, stored: str, expected_hash: str | None, allow_change: bool) -> None:
         if expected_hash is not None and expected_hash != stored:
             message = (
                 f"run store {self.run_dir} was made with config {stored[:12]}, "
@@ -167,36 +179,19 @@ class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.M
                 raise StoreError(message + "; refusing to mix runs (start a new run directory)")
             log.warning("%s; continuing because the config change is allowed", message)
         with self._guard():
-            _evaluations.ensure_table(self._engine, self._writer)
-            _monitors.ensure_table(self._engine, self._writer)
-            ensure_columns(self._engine, self._writer, TrialRow.__table__)
+            _evaluations.ensure_table(self._engine, self._writer, schema=self.schema)
+            _monitors.ensure_table(self._engine, self._writer, self.schema)
+            ensure_columns(self._engine, self._writer, TrialRow.__table__, self.schema)
 
     def close(self) -> None:
         """Release the database connections (the store can be reopened later)."""
-        self._engine.dispose()
+        self._base.dispose()
 
     def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    @property
-    def adapters_dir(self) -> Path:
-        return self.run_dir / "adapters"
-
-    @property
-    def evals_dir(self) -> Path:
-        return self.run_dir / "evals"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.run_dir / "logs"
-
-    def attempt_dir(self, trial_id: int, attempt: int) -> Path:
-        """Where attempt ``attempt`` (1, 2, ...) of a trial writes its files: each attempt has
-        its own, so a stale attempt never writes over the one whose paths get recorded."""
-        return self.adapters_dir / f"trial-{trial_id}" / f"attempt-{attempt}"
 
     # ---------------------------------------------------------------- sessions
 
@@ -324,15 +319,17 @@ class RunStore(_trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.M
         token: str | None = None,
     ) -> None:
         """Write ``result`` (and the trial's reward ``monitors``) and mark the RUNNING trial
-        COMPLETE, in one transaction; the result's paths say which files count.
+        COMPLETE, in one transaction; the result's paths say which files count. Under an
+        artifact root those files are published first and their URIs recorded.
 
         Raises :class:`StoreError` when the trial is not RUNNING (a COMPLETE trial's result is
         immutable; a trial recovered to PENDING belongs to whoever claims it next), and
         :class:`StaleAttemptError` when ``token`` is given and is not the current attempt's.
         """
         now = time.time()
-        row = result.to_row(trial_id, now)  # encodes before the transaction: bad data fails early
+        result.to_row(trial_id, now)  # encodes before any upload: bad data fails early
         monitor_rows = _monitors.encode(trial_id, monitors, now)
+        row = self._published(result).to_row(trial_id, now)
         with self._write() as session:
             _trials.transition(
                 session, trial_id, TrialState.COMPLETE, now, from_states=("RUNNING",), token=token
