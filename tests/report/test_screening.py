@@ -178,3 +178,10 @@ def test_store_rungs_and_compute_reach_the_report(tmp_path) -> None:
     assert set(second.durations) == {"train_s", "eval_s", "wall_s"}  # seconds only
     assert data.compute["phases"]["screening"]["steps"] == 9
     assert data.compute["saved_share"] == 0.0  # one candidate, carried to the full budget
+    (ranked,) = data.ranking  # no baseline yet: scored on the rank metric, no delta
+    assert (ranked["name"], ranked["rung"], ranked["trial_ids"], ranked["delta"]) == (
+        "a",
+        1,
+        [ids[1]],
+        None,
+    )

@@ -232,15 +232,17 @@ def _rung_fields(trial: Trial) -> dict[str, Any]:
 
 def ranking_rows(store: RunStore) -> list[dict[str, Any]]:
     """The noise-aware ranking of the screened candidates as plain dicts, best first."""
-    try:
-        from rewardsmith.search.ranking import rank_candidates
-    except ImportError:  # TODO(helper F): remove once search.ranking is committed
-        return []
+    from rewardsmith.search.ranking import rank_candidates
+
     return [_plain(asdict(r)) for r in rank_candidates(store)]
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in row.items()}
+    """Tuples as lists, and no infinities (a candidate without a result scores -inf)."""
+    out = {k: list(v) if isinstance(v, tuple) else v for k, v in row.items()}
+    if row.get("seeds") == 0:
+        out.update(accuracy=None, score=None)
+    return out
 
 
 def build_report_data(store: RunStore) -> ReportData:

@@ -150,10 +150,12 @@ def ranking_section(data: ReportData) -> list[Block]:
     headers = ["rank", "candidate", "round", "rung", "seeds", f"{sel} accuracy"]
     headers += ["Δ acc vs baseline [95% CI]", "McNemar p", "score"]
     note = (
-        "Ranked by the noise-aware ranking (rewardsmith.search.ranking): accuracy is the mean "
-        "over the candidate's seeds at the highest rung it reached; Δ is its paired difference "
-        "from the base-rewards-only baseline on the same questions. The ensembles, the leaders "
-        "fed back to the generator and the finalists follow this order. "
+        "Ranked by the noise-aware ranking (rewardsmith.search.ranking): a higher rung first, "
+        "then the score, the lower bound of the 95% CI of Δ (the rank metric when no baseline "
+        "is usable). Accuracy is the mean over the candidate's seeds at its highest rung; Δ its "
+        "paired difference from the base-rewards-only baseline on the same questions, with "
+        "McNemar's p (of its first seed). The ensembles, the leaders fed back to the generator "
+        "and the finalists follow this order. "
     )
     return [
         Heading("Leaderboard"),
