@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardsmith.config import load_config, parse_config
-from rewardsmith.execution import LocalProcessExecutor
+from rewardsmith.execution import make_executor
 from rewardsmith.generators import OfflineGenerator
 from rewardsmith.recipes import recipe_path
 from rewardsmith.sandbox.pool import SandboxPool
@@ -144,7 +144,7 @@ def run_seed(args: argparse.Namespace, seed: int, pool: Any, started: float) -> 
     """Baseline, shared round 1, then both arms' later rounds; the arms' run directories."""
     cfg = bench_config(args, seed)
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
-    executor = LocalProcessExecutor(1)
+    executor = make_executor(cfg)  # the GPU slots (search.gpus), else search.parallel CPU ones
     dirs = {arm: args.out_dir / f"seed{seed}-{arm}" for arm in ARMS}
     store = open_store(dirs["feedback"], cfg, task)
     search = Search(store, OfflineGenerator(seed=seed), executor, task,

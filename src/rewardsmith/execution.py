@@ -1,156 +1,160 @@
 """Executors: how stored trials get run. The search loop only talks to :class:`Executor`.
 
-:class:`LocalProcessExecutor` (the default) claims each trial in the store (a new attempt with
-its own fencing token) and starts one ``rewardsmith.training.worker`` process for it,
-``parallel`` at a time. What it guarantees, and how:
+:class:`LocalProcessExecutor` (the default; :func:`make_executor` builds the configured one)
+claims each trial in the store (a new attempt with its own fencing token) and starts one
+``rewardsmith.training.worker`` process for it in a free *slot*: a GPU (``search.gpus``, each
+``search.trials_per_gpu`` times, the worker pinned to it with ``CUDA_VISIBLE_DEVICES``) or, with
+no GPU, one of ``search.parallel`` CPU slots (see :mod:`rewardsmith.execution_gpu`). Evaluation
+jobs (:meth:`LocalProcessExecutor.evaluate`: the finalists on test) run the same way, one
+``rewardsmith.training.eval_worker`` process per trial. What it guarantees, and how:
 
 * **A worker never outlives its executor.** The worker arms ``PR_SET_PDEATHSIG`` (SIGKILL) before
   it imports anything heavy, then checks that its parent is still the executor's pid (passed on
   its command line), so a ``kill -9`` of the search takes its workers with it even when it
   lands while they start. Linux sends the signal when the *thread* that started the worker
-  exits, so call :meth:`LocalProcessExecutor.run` from a thread that outlives its workers (it
-  waits for them anyway).
+  exits, so call the executor from a thread that outlives its workers (it waits for them).
 * **A stale attempt writes nothing.** The worker passes its token with every write and checks
   it at each training step; once the trial was recovered or re-claimed it stops.
 * **Each attempt has its own files** (``adapters/trial-<id>/attempt-<k>/``); the COMPLETE
   transaction records which ones count.
-* **Workers that die are retried.** A worker that dies without recording its trial
-  (``kill -9``, OOM killer, segfault) has its attempt released (back to PENDING) and retried,
-  up to ``max_attempts`` deaths in one run of the executor; then the trial is FAILED with the
-  exit status as reason. Ctrl-C kills the workers and releases their attempts, so ``--resume``
-  re-runs exactly those.
+* **Retries are bounded, whatever the cause.** A worker that exits without recording its trial
+  (it crashed at start-up, was ``kill -9``-ed or OOM-killed, segfaulted) has its attempt
+  released (back to PENDING) and retried; its death is written to ``logs/worker-failures.jsonl``
+  so that the count survives ``--resume``. At ``max_attempts`` deaths the trial is FAILED with
+  the exit status as reason. An evaluation job that stores no evaluation is retried the same
+  way, then given up (logged; the search goes on without that evaluation). Ctrl-C kills the
+  workers and releases their attempts without counting them, so ``--resume`` re-runs exactly
+  those; so does a ``kill -9`` of the search (its workers die with it, and resuming recovers
+  their trials).
 
-For ``--resume``, :func:`end_stray_workers` ends workers of an earlier run that are somehow
-still alive (recognised by pid *and* process start time, so a reused pid is never killed), and
-:func:`hold_run` keeps two searches off one run directory. A distributed executor (Ray, a job
-queue) implements the same one-method protocol against the same store.
+For ``--resume``, :func:`end_stray_workers` ends workers of an earlier run that are still alive
+and :func:`hold_run` keeps two searches off one run directory (both in
+:mod:`rewardsmith.execution_runs`). A distributed executor (Ray, a job queue) implements the
+same protocol against the same store.
 """
 
 from __future__ import annotations
 
-import fcntl
+import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
-from rewardsmith.errors import RewardsmithError
+from rewardsmith.execution_gpu import describe_slot, gpu_slots, worker_env
+from rewardsmith.execution_runs import (
+    LOCK_FILE,
+    RunInUseError,
+    StrayWorker,
+    end_stray_workers,
+    hold_run,
+    kill_group,
+    process_start,
+)
 from rewardsmith.store import RunStore, TrialState
 from rewardsmith.store.run_store import StaleAttemptError
 
+if TYPE_CHECKING:
+    from rewardsmith.config import RunConfig
+
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "LOCK_FILE",
+    "Executor",
+    "LocalProcessExecutor",
+    "RunInUseError",
+    "StrayWorker",
+    "end_stray_workers",
+    "gpu_slots",
+    "hold_run",
+    "make_executor",
+    "process_start",
+]
 
 #: ``on_progress(trial_id, step, max_steps)``
 ProgressFn = Callable[[int, int, int], None]
-#: Held (``flock``) by the search that is running a run directory.
-LOCK_FILE = "search.lock"
-
-
-class RunInUseError(RewardsmithError):
-    """Another live process is running a search on this run directory."""
+#: Under ``logs/``: one JSON line per worker that ended without an outcome.
+FAILURES_FILE = "worker-failures.jsonl"
+TRIAL_WORKER = "rewardsmith.training.worker"
+EVAL_WORKER = "rewardsmith.training.eval_worker"
 
 
 class Executor(Protocol):
-    """Runs stored trials to a final state (COMPLETE or FAILED)."""
+    """Runs stored trials to a final state (COMPLETE or FAILED), and evaluates finished ones."""
 
     def run(
         self, store: RunStore, trial_ids: Sequence[int], on_progress: ProgressFn | None = None
     ) -> None: ...
 
+    def evaluate(
+        self,
+        store: RunStore,
+        trial_ids: Sequence[int],
+        split: str,
+        on_done: Callable[[int], None] | None = None,
+    ) -> None:
+        """Evaluate each COMPLETE trial's recorded policy on ``split`` and store the evaluation
+        (as :func:`rewardsmith.search.test_eval.evaluate_trial` does; a stored one is kept);
+        ``on_done(trial_id)`` after each one stored. A job that keeps failing is given up and
+        logged: the trial is left without that evaluation."""
+        ...
+
+
+def make_executor(cfg: RunConfig) -> Executor:
+    """The executor ``cfg.search`` asks for: :class:`LocalProcessExecutor` over the GPU slots
+    (:func:`~rewardsmith.execution_gpu.gpu_slots`), or the Ray executor (``executor: ray``)."""
+    search = cfg.search
+    if search.executor == "ray":
+        from rewardsmith.execution_ray import RayExecutor
+
+        return RayExecutor.from_config(cfg)
+    return LocalProcessExecutor(slots=gpu_slots(search), max_attempts=search.max_attempts)
+
 
 @dataclass
-class _Running:
+class _Job:
+    """A running worker: of a trial attempt (``token``), or of an evaluation (no token)."""
+
     trial_id: int
-    token: str
     process: subprocess.Popen
     log_file: IO[bytes]
+    slot: int
+    token: str | None = None
 
 
 class LocalProcessExecutor:
-    """One worker process per trial on this machine, ``parallel`` at a time."""
+    """One worker process per trial (or evaluation) on this machine, one per free slot.
 
-    def __init__(self, parallel: int = 1, *, max_attempts: int = 2, poll_s: float = 0.5):
-        self.parallel = max(1, parallel)
-        self.max_attempts = max_attempts
+    ``slots``: GPU ids and CPU slots (see :func:`~rewardsmith.execution_gpu.gpu_slots`); by
+    default ``parallel`` CPU slots. ``worker_module``/``eval_module`` are the modules run with
+    ``python -m`` (replaceable for tests); they get the same arguments as the real ones.
+    """
+
+    def __init__(
+        self,
+        parallel: int = 1,
+        *,
+        slots: Sequence[str | None] | None = None,
+        max_attempts: int = 2,
+        poll_s: float = 0.5,
+        worker_module: str = TRIAL_WORKER,
+        eval_module: str = EVAL_WORKER,
+    ):
+        self.slots: list[str | None] = list(slots) if slots else [None] * max(1, parallel)
+        self.max_attempts = max(1, max_attempts)
         self.poll_s = poll_s
+        self.worker_module = worker_module
+        self.eval_module = eval_module
 
-    def _spawn(self, store: RunStore, trial_id: int) -> _Running | None:
-        """Claim ``trial_id`` and start its worker; None when the trial is not PENDING."""
-        from rewardsmith.training.worker import progress_path
-
-        trial = store.claim_trial(trial_id)
-        if trial is None or trial.attempt_token is None:
-            log.warning("trial %d is no longer PENDING; not starting it", trial_id)
-            return None
-        progress_path(store.run_dir, trial_id).unlink(missing_ok=True)  # an earlier attempt's
-        log_file = (store.logs_dir / f"trial-{trial_id}.log").open("ab")
-        cmd = [
-            sys.executable,
-            "-m",
-            "rewardsmith.training.worker",
-            str(store.run_dir),
-            str(trial_id),
-            "--token",
-            trial.attempt_token,
-            "--parent-pid",
-            str(os.getpid()),
-        ]
-        process = subprocess.Popen(
-            cmd, stdout=log_file, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
-        )
-        job = _Running(trial_id, trial.attempt_token, process, log_file)
-        try:
-            store.record_worker(
-                trial_id, job.token, pid=process.pid, start=process_start(process.pid)
-            )
-        except StaleAttemptError:  # recovered by someone else in between: not ours any more
-            _kill_group(process)
-            log_file.close()
-            return None
-        return job
-
-    def _env(self) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # keep trial logs readable
-        }
-        # Share the cores between parallel workers: oversubscribed OpenMP threads spin and can
-        # slow every trial down several-fold.
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // self.parallel)))
-        return env
-
-    def _settle(self, store: RunStore, job: _Running, deaths: dict[int, int]) -> bool:
-        """After a worker exits: True when the trial needs nothing more from this executor (it
-        is final, or another attempt owns it), False when it was released for a retry."""
-        job.log_file.close()
-        trial = store.trial(job.trial_id)
-        if trial.state in (TrialState.COMPLETE, TrialState.FAILED):
-            return True
-        if trial.attempt_token != job.token:
-            log.warning("trial %d: its attempt was taken over; leaving it", job.trial_id)
-            return True
-        code = job.process.returncode
-        deaths[job.trial_id] = deaths.get(job.trial_id, 0) + 1
-        if deaths[job.trial_id] >= self.max_attempts:
-            reason = f"worker died {_describe_exit(code)} on {deaths[job.trial_id]} attempt(s)"
-            try:
-                store.fail_trial(job.trial_id, reason, token=job.token)
-            except StaleAttemptError:
-                return True
-            log.warning("trial %d failed: %s", job.trial_id, reason)
-            return True
-        log.warning("trial %d: worker died %s; retrying", job.trial_id, _describe_exit(code))
-        return not store.release_attempt(job.trial_id, job.token)
+    # ------------------------------------------------------------ trials
 
     def run(
         self, store: RunStore, trial_ids: Sequence[int], on_progress: ProgressFn | None = None
@@ -158,123 +162,249 @@ class LocalProcessExecutor:
         """Run the PENDING trials among ``trial_ids`` to a final state (see the module doc)."""
         from rewardsmith.training.worker import progress_path
 
+        def tick(job: _Job) -> None:
+            if on_progress is not None:
+                _report(progress_path(store.run_dir, job.trial_id), job.trial_id, on_progress)
+
         queue = [t for t in trial_ids if store.trial(t).state == TrialState.PENDING]
-        running: list[_Running] = []
-        deaths: dict[int, int] = {}
+        self._drive(
+            store,
+            queue,
+            lambda trial_id, slot: self._start_trial(store, trial_id, slot),
+            lambda job: self._settle_trial(store, job),
+            tick,
+        )
+
+    def _start_trial(self, store: RunStore, trial_id: int, slot: int) -> _Job | None:
+        """Claim ``trial_id`` and start its worker; None when there is nothing to run."""
+        from rewardsmith.training.worker import progress_path
+
+        failures = _Failures(store)
+        deaths = failures.count(f"trial-{trial_id}")
+        if deaths >= self.max_attempts:  # e.g. the search died before it could record FAILED
+            reason = f"{deaths} worker(s) died without an outcome: {failures.last(trial_id)}"
+            _fail(store, trial_id, reason, None)
+            return None
+        trial = store.claim_trial(trial_id)
+        if trial is None or trial.attempt_token is None:
+            log.warning("trial %d is no longer PENDING; not starting it", trial_id)
+            return None
+        progress_path(store.run_dir, trial_id).unlink(missing_ok=True)  # an earlier attempt's
+        args = [str(store.run_dir), str(trial_id), "--token", trial.attempt_token]
+        where = f"trial {trial_id} attempt {trial.attempts}"
+        try:
+            log_path = store.logs_dir / f"trial-{trial_id}.log"
+            job = self._spawn(self.worker_module, args, log_path, slot, where, trial_id)
+        except BaseException:
+            store.release_attempt(trial_id, trial.attempt_token)
+            raise
+        job.token = trial.attempt_token
+        try:
+            store.record_worker(
+                trial_id, job.token, pid=job.process.pid, start=process_start(job.process.pid)
+            )
+        except StaleAttemptError:  # recovered by someone else in between: not ours any more
+            kill_group(job.process)
+            job.log_file.close()
+            return None
+        return job
+
+    def _settle_trial(self, store: RunStore, job: _Job) -> bool:
+        """After a trial worker exits: True when the trial needs nothing more from this executor
+        (it is final, or another attempt owns it), False when it was released for a retry."""
+        trial = store.trial(job.trial_id)
+        if trial.state in (TrialState.COMPLETE, TrialState.FAILED):
+            return True
+        if trial.attempt_token != job.token:
+            log.warning("trial %d: its attempt was taken over; leaving it", job.trial_id)
+            return True
+        status = _describe_exit(job.process.returncode)
+        deaths = _Failures(store).add(f"trial-{job.trial_id}", f"attempt {trial.attempts} {status}")
+        if deaths >= self.max_attempts:
+            _fail(store, job.trial_id, f"worker died {status} on {deaths} attempt(s)", job.token)
+            return True
+        log.warning("trial %d: worker died %s; retrying", job.trial_id, status)
+        return not store.release_attempt(job.trial_id, job.token)
+
+    # ------------------------------------------------------------ evaluations
+
+    def evaluate(
+        self,
+        store: RunStore,
+        trial_ids: Sequence[int],
+        split: str,
+        on_done: Callable[[int], None] | None = None,
+    ) -> None:
+        """Evaluate the trials among ``trial_ids`` not yet evaluated on ``split``, one worker
+        process each (see :class:`Executor`)."""
+        queue = []
+        for trial_id in trial_ids:
+            if store.trial(trial_id).state != TrialState.COMPLETE:
+                log.warning("trial %d is not COMPLETE: nothing to evaluate", trial_id)
+            elif store.evaluation(trial_id, split) is None:
+                queue.append(trial_id)
+        self._drive(
+            store,
+            queue,
+            lambda trial_id, slot: self._start_eval(store, trial_id, split, slot),
+            lambda job: self._settle_eval(store, job, split, on_done),
+        )
+
+    def _start_eval(self, store: RunStore, trial_id: int, split: str, slot: int) -> _Job | None:
+        failures = _Failures(store).count(f"eval-{trial_id}-{split}")
+        if failures >= self.max_attempts:
+            log.error(
+                "trial %d: evaluation on %s failed %d time(s) already; not retried (see %s)",
+                trial_id,
+                split,
+                failures,
+                store.logs_dir / f"eval-{trial_id}-{split}.log",
+            )
+            return None
+        args = [str(store.run_dir), str(trial_id), split]
+        log_path = store.logs_dir / f"eval-{trial_id}-{split}.log"
+        where = f"trial {trial_id} evaluation on {split}"
+        return self._spawn(self.eval_module, args, log_path, slot, where, trial_id)
+
+    def _settle_eval(
+        self, store: RunStore, job: _Job, split: str, on_done: Callable[[int], None] | None
+    ) -> bool:
+        """After an eval worker exits: True when done with it (stored, or given up)."""
+        if store.evaluation(job.trial_id, split) is not None:
+            if on_done is not None:
+                on_done(job.trial_id)
+            return True
+        status = _describe_exit(job.process.returncode)
+        failures = _Failures(store).add(f"eval-{job.trial_id}-{split}", f"worker {status}")
+        log_path = store.logs_dir / f"eval-{job.trial_id}-{split}.log"
+        if failures >= self.max_attempts:
+            log.error(
+                "trial %d: evaluation on %s failed %s on %d attempt(s); giving up (see %s)",
+                job.trial_id,
+                split,
+                status,
+                failures,
+                log_path,
+            )
+            return True
+        log.warning("trial %d: evaluation on %s failed %s; retrying", job.trial_id, split, status)
+        return False
+
+    # ------------------------------------------------------------ workers and slots
+
+    def _drive(
+        self,
+        store: RunStore,
+        queue: list[int],
+        start: Callable[[int, int], _Job | None],
+        settle: Callable[[_Job], bool],
+        tick: Callable[[_Job], None] | None = None,
+    ) -> None:
+        """Start queued jobs in free slots until every job is settled; on any error or Ctrl-C
+        kill the running workers (releasing their trial attempts) and re-raise."""
+        running: list[_Job] = []
         try:
             while queue or running:
-                while queue and len(running) < self.parallel:
-                    job = self._spawn(store, queue.pop(0))
+                while queue and len(running) < len(self.slots):
+                    job = start(queue.pop(0), self._free_slot(running))
                     if job is not None:
                         running.append(job)
                 time.sleep(self.poll_s)
                 for job in list(running):
-                    if on_progress is not None:
-                        _report(
-                            progress_path(store.run_dir, job.trial_id), job.trial_id, on_progress
-                        )
+                    if tick is not None:
+                        tick(job)
                     if job.process.poll() is None:
                         continue
                     running.remove(job)
-                    if not self._settle(store, job, deaths):
+                    job.log_file.close()
+                    if not settle(job):
                         queue.insert(0, job.trial_id)
         except BaseException:
             self._abort(store, running)
             raise
 
-    def _abort(self, store: RunStore, running: list[_Running]) -> None:
-        """Kill running workers and release their attempts (Ctrl-C, errors)."""
+    def _free_slot(self, running: Sequence[_Job]) -> int:
+        """A free slot on the least busy GPU (slots are interleaved: first come first)."""
+        taken = {job.slot for job in running}
+        load = Counter(self.slots[job.slot] for job in running)
+        free = [i for i in range(len(self.slots)) if i not in taken]
+        return min(free, key=lambda i: (load[self.slots[i]], i))
+
+    def _spawn(
+        self, module: str, args: list[str], log_path: Path, slot: int, where: str, trial_id: int
+    ) -> _Job:
+        """Start ``python -m module args --parent-pid <us>`` in ``slot``, logging to
+        ``log_path``."""
+        device = describe_slot(self.slots[slot])
+        log.info("%s: starting on %s", where, device)
+        log_file = log_path.open("ab")
+        log_file.write(f"==> {where} on {device}\n".encode())
+        log_file.flush()
+        cmd = [sys.executable, "-m", module, *args, "--parent-pid", str(os.getpid())]
+        env = worker_env(self.slots[slot], len(self.slots))
+        try:
+            process = subprocess.Popen(
+                cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        except BaseException:
+            log_file.close()
+            raise
+        return _Job(trial_id, process, log_file, slot)
+
+    def _abort(self, store: RunStore, running: list[_Job]) -> None:
+        """Kill running workers and release their trial attempts (Ctrl-C, errors)."""
         for job in running:
-            _kill_group(job.process)
+            kill_group(job.process)
             job.log_file.close()
-            store.release_attempt(job.trial_id, job.token)
+            if job.token is not None:
+                store.release_attempt(job.trial_id, job.token)
 
 
-# ---------------------------------------------------------------- processes of earlier runs
+class _Failures:
+    """Workers that ended without an outcome, per job (``trial-<id>``, ``eval-<id>-<split>``),
+    kept in ``logs/worker-failures.jsonl`` so that the bound on retries outlives the executor
+    (a ``--resume`` does not start the count again)."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.path = store.logs_dir / FAILURES_FILE
+
+    def _entries(self, job: str) -> list[dict]:
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill: it did not count
+                continue
+            if isinstance(entry, dict) and entry.get("job") == job:
+                entries.append(entry)
+        return entries
+
+    def count(self, job: str) -> int:
+        return len(self._entries(job))
+
+    def last(self, trial_id: int) -> str:
+        entries = self._entries(f"trial-{trial_id}")
+        return entries[-1]["status"] if entries else "unknown"
+
+    def add(self, job: str, status: str) -> int:
+        """Record one more failure of ``job``; return how many it has had."""
+        with self.path.open("a") as out:
+            out.write(json.dumps({"job": job, "status": status, "at": time.time()}) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return self.count(job)
 
 
-def process_start(pid: int) -> str | None:
-    """``"<boot id>:<start time>"`` of process ``pid`` (start time in clock ticks since boot,
-    field 22 of ``/proc/<pid>/stat``); None when it does not exist, is a zombie, or there is no
-    ``/proc``. Two processes with the same pid never have the same value."""
+def _fail(store: RunStore, trial_id: int, reason: str, token: str | None) -> None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": comm may hold spaces
-    if fields[0] in ("Z", "X"):  # dead, waiting for its parent to reap it
-        return None
-    return f"{boot}:{fields[19]}"  # fields[0] is field 3 of the file, so field 22 is [19]
-
-
-@dataclass(frozen=True)
-class StrayWorker:
-    """A worker recorded as running a trial when a run is resumed, and what became of it:
-    ``"ended"`` (it was alive and was killed), ``"gone"`` (already dead, or never recorded:
-    its executor died before starting it, so it cannot have outlived it) or ``"unknown"``
-    (on another host, or without a recorded start identity: not checkable)."""
-
-    trial_id: int
-    worker: str | None
-    pid: int | None
-    status: str
-
-
-def end_stray_workers(store: RunStore, *, timeout_s: float = 30.0) -> list[StrayWorker]:
-    """Kill the still-alive workers of RUNNING trials (an earlier run's) on this host; return
-    what was found for each RUNNING trial. Call it before recovering the trials, while holding
-    the run (:func:`hold_run`), so that no live executor owns them.
-
-    A worker counts as alive only when both its pid and its recorded start identity match a
-    live process (see :func:`process_start`). A worker on another host cannot be checked; its
-    attempt is fenced instead (recovery makes it stale, so it writes nothing).
-    """
-    host = socket.gethostname()
-    found = []
-    for trial in store.trials(state=TrialState.RUNNING):
-        pid = trial.worker_pid
-        if pid is None:
-            found.append(StrayWorker(trial.id, trial.worker, pid, "gone"))
-            continue
-        if not trial.worker_start or trial.worker != f"{host}:{pid}":
-            found.append(StrayWorker(trial.id, trial.worker, pid, "unknown"))
-            continue
-        if process_start(pid) != trial.worker_start:
-            found.append(StrayWorker(trial.id, trial.worker, pid, "gone"))
-            continue
-        _signal_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + timeout_s
-        while process_start(pid) == trial.worker_start and time.monotonic() < deadline:
-            time.sleep(0.05)
-        log.warning("ended worker %s of trial %d, left from an earlier run", trial.worker, trial.id)
-        found.append(StrayWorker(trial.id, trial.worker, pid, "ended"))
-    return found
-
-
-@contextmanager
-def hold_run(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir`` for this process (an exclusive ``flock`` on ``search.lock``, released by
-    the kernel even on ``kill -9``); :class:`RunInUseError` when another process holds it."""
-    path = Path(run_dir) / LOCK_FILE
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise RunInUseError(
-                f"run {run_dir} is in use by another search (pid {holder}); "
-                "stop it or wait for it to finish, then resume"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        store.fail_trial(trial_id, reason, token=token)
+    except StaleAttemptError:
+        return
+    log.warning("trial %d failed: %s", trial_id, reason)
 
 
 # ---------------------------------------------------------------- helpers
@@ -286,24 +416,6 @@ def _report(path: Path, trial_id: int, on_progress: ProgressFn) -> None:
     except (OSError, ValueError):
         return
     on_progress(trial_id, step, max_steps)
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal the process group led by ``pid`` (workers lead their own), else ``pid`` alone."""
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-    except PermissionError:
-        log.warning("not allowed to signal worker %d", pid)
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    _signal_group(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def _describe_exit(code: int | None) -> str:

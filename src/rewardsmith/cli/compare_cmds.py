@@ -30,9 +30,8 @@ def compare_command(
     from rewardsmith.cli.search_cmds import quiet_loading_bars
     from rewardsmith.cli.train_cmds import load_run_config
     from rewardsmith.compare import plan, summarise, write_outputs
-    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.execution import make_executor
     from rewardsmith.search.loop import with_steps
-    from rewardsmith.search.test_eval import evaluate_trial
     from rewardsmith.store import RunStore, TrialState, build_manifest, new_run_id
     from rewardsmith.tasks import get_task
 
@@ -46,7 +45,6 @@ def compare_command(
         task = get_task(base.task.name, **base.task.task_kwargs())
         run_dir = run_dir or Path("runs") / new_run_id("compare")
         store = RunStore.create(run_dir, base, manifest=build_manifest(base, task=task))
-    task = get_task(base.task.name, **base.task.task_kwargs())
     ids = plan(store, base, [base.seed + i for i in range(seeds)], search)
     console.print(f"run directory: {store.run_dir}")
     all_ids = [t for tids in ids.values() for t in tids]
@@ -54,12 +52,13 @@ def compare_command(
         for method, tids in ids.items():
             for t in tids:
                 progress.add_task(f"#{t} {method}", total=base.grpo.max_steps, key=t)
-        LocalProcessExecutor(base.search.parallel).run(store, all_ids, on_progress)
+        executor = make_executor(base)
+        executor.run(store, all_ids, on_progress)
+    complete = [t for t in all_ids if store.trial(t).state == TrialState.COMPLETE]
+    executor.evaluate(store, complete, "test")  # worker processes, in the GPU slots
     for trial_id in all_ids:
         trial = store.trial(trial_id)
-        if trial.state == TrialState.COMPLETE:
-            evaluate_trial(store, trial, "test", task)
-        else:
+        if trial.state != TrialState.COMPLETE:
             console.print(
                 f"[yellow]trial {trial_id} ({trial.kind}) {trial.state.value}: {trial.fail_reason}"
             )

@@ -155,7 +155,7 @@ def run_search(store: Any) -> dict[str, Path]:
 
 
 def _search(store: Any, cfg: Any, task: Any, observer: LiveObserver) -> None:
-    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.execution import make_executor
     from rewardsmith.sandbox.pool import SandboxPool
     from rewardsmith.search.loop import Search
 
@@ -163,7 +163,7 @@ def _search(store: Any, cfg: Any, task: Any, observer: LiveObserver) -> None:
         search = Search(
             store,
             _generator(cfg, store.run_dir),
-            LocalProcessExecutor(cfg.search.parallel),
+            make_executor(cfg),
             task,
             observer=observer,
             pool=pool,

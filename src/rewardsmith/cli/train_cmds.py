@@ -85,7 +85,7 @@ def train_command(
     """Train one trial with GRPO + LoRA under the base rewards plus your rewards; evaluate it."""
     from rewardsmith.cli import console
     from rewardsmith.cli._render import metrics_table, trial_progress
-    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.execution import make_executor
     from rewardsmith.metrics import Metrics
     from rewardsmith.sandbox.pool import SandboxPool
     from rewardsmith.store import RunStore, TrialState, build_manifest, new_run_id
@@ -118,7 +118,7 @@ def train_command(
     )
     with trial_progress(console) as (progress, on_progress):
         progress.add_task(f"trial {trial_id}", total=cfg.grpo.max_steps, key=trial_id)
-        LocalProcessExecutor(1).run(store, [trial_id], on_progress)
+        make_executor(cfg).run(store, [trial_id], on_progress)
     trial = store.trial(trial_id)
     if trial.state != TrialState.COMPLETE:
         raise ConfigError(f"trial {trial_id} {trial.state.value}: {trial.fail_reason}")

@@ -311,21 +311,30 @@ class Search:
         return board[0][0] if board else None
 
     def evaluate_finalists(self, top_single: Sequence[str]) -> None:
-        """Evaluate every finalist's adapter on the test split (once; resumable)."""
-        from rewardsmith.search.test_eval import evaluate_trial
-
+        """Evaluate every finalist's adapter on the test split (once; resumable), as evaluation
+        jobs of the executor (worker processes in its GPU slots, not this process). A job that
+        keeps failing leaves its finalist without a test evaluation; the search goes on."""
         finalists = [
             t
             for t in self.store.trials(state="COMPLETE")
             if t.kind in ("baseline", "control", "ensemble", "final")
             or (t.kind in SCREEN_KINDS and len(t.candidates) == 1 and t.candidates[0] in top_single)
         ]
-        todo = [t for t in finalists if self.store.evaluation(t.id, "test") is None]
-        if todo:
-            self.observer.phase(f"test evaluation of {len(todo)} finalist(s)")
-        for trial in todo:
-            evaluate_trial(self.store, trial, "test", self.task)
-            self.observer.message(f"evaluated trial {trial.id} ({trial.kind}) on test")
+        todo = {t.id: t for t in finalists if self.store.evaluation(t.id, "test") is None}
+        if not todo:
+            return
+        self.observer.phase(f"test evaluation of {len(todo)} finalist(s)")
+
+        def done(trial_id: int) -> None:
+            self.observer.message(f"evaluated trial {trial_id} ({todo[trial_id].kind}) on test")
+
+        self.executor.evaluate(self.store, list(todo), "test", done)
+        missing = [i for i in todo if self.store.evaluation(i, "test") is None]
+        if missing:
+            self.observer.message(
+                f"no test evaluation for trial(s) {missing}: their evaluation failed "
+                f"(see {self.store.logs_dir}/eval-<trial>-test.log)"
+            )
 
 
 def _renamed(candidate: Any, taken: set[str]) -> Any:
