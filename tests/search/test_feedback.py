@@ -236,3 +236,34 @@ def test_a_difference_within_noise_is_called_so() -> None:
                                   baseline=within)  # fmt: skip
     assert any("below the base rewards alone, within noise" in t for t in tip_lines(text))
     assert text.splitlines()[0] == "vs baseline: ..." and stats["vs_baseline"]["delta"] == -0.03
+
+
+def test_leaders_come_from_the_noise_aware_ranking_one_entry_per_candidate(store) -> None:
+    from rewardsmith.search.loop import with_steps
+    from rewardsmith.search.ranking import rank_candidates
+
+    complete(store, "baseline", [], BASELINE)
+    cfg = store.config()
+
+    def rung(name, r, correctness, *, seed=None, continues=None):
+        attrs = {"rung": r, "rung_steps": 2 * (r + 1), "budget": 4, "continues": continues}
+        config = with_steps(cfg, 2 * (r + 1))
+        return complete(store, "screen", [name], correctness, curves(name, [1, 1, 1]),
+                        config=config, attrs=attrs, seed=seed)  # fmt: skip
+
+    first = rung("good_reward", 0, BASELINE)
+    rung("loud_reward", 0, BETTER)  # best at rung 0, but halving stopped it there
+    rung("good_reward", 1, BETTER, continues=first)
+    rung("good_reward", 1, BETTER, seed=99)  # a second seed at the top rung
+
+    summary = build_summary(store)
+
+    assert [e.name for e in summary] == [r.name for r in rank_candidates(store)]
+    assert [e.name for e in summary] == ["good_reward", "loud_reward"]  # the higher rung first
+    good, loud = summary
+    assert good.stats["ranking"]["seeds"] == 2 and good.stats["ranking"]["rung"] == 1
+    assert "over 2 seeds at this rung: mean acc 0.850, delta acc +0.35" in good.reflection
+    assert loud.reflection.splitlines()[0] == (
+        "screened with successive halving: reached rung 0, trained 2 of the 4-step budget"
+    )
+    assert "screened with" not in good.reflection  # its run reached the full budget

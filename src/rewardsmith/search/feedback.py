@@ -1,8 +1,12 @@
 """The ranked summary the generator sees each round: Eureka-style reward reflection.
 
-For every screened reward, best first on the selection split: name, description, round, metrics
-with CIs, and a reflection whose lines come in this order (a prompt that clips it keeps its start):
-what the reward monitors found in training (:func:`monitor_lines`); ``vs baseline: delta acc
+One entry per screened reward, in the order of the noise-aware ranking
+(:func:`~rewardsmith.search.ranking.rank_candidates`: highest halving rung first, then the lower
+CI bound of the difference from the baseline), those whose trials all FAILED last. An entry
+describes the candidate's first trial at that rung: name, description, round, metrics with CIs,
+and a reflection whose lines come in this order (a prompt that clips it keeps its start): what
+the reward monitors found in training (:func:`monitor_lines`); how it was screened when not by
+one full-budget run (:func:`screening_lines`); ``vs baseline: delta acc
 +0.04 [CI -0.01, +0.09], McNemar p=0.21 ...``, the paired difference from the base-rewards-only
 baseline on the same questions (:func:`baseline_line`; one line saying so when there is none);
 tips about the candidate only, never the three base rewards, which the generator cannot change
@@ -19,7 +23,8 @@ them): ``candidates`` (the names the generator wrote), ``constant`` (those whose
 at every logged step), ``no_group_signal`` (those without within-group spread in any monitored
 call), ``vs_baseline`` (:meth:`~rewardsmith.stats.PairedDifference.to_dict` plus
 ``baseline_trial`` and ``baseline_accuracy``; None without a baseline), ``failed`` (True for a
-FAILED trial, with ``reason``), ``components``/``spread`` (curve statistics by reward name).
+FAILED trial, with ``reason``), ``components``/``spread`` (curve statistics by reward name),
+``ranking`` (the candidate's :class:`~rewardsmith.search.ranking.RankedCandidate` fields).
 Every entry carries its code; prompts show only the leaders'. Everything is bounded.
 """
 
@@ -27,11 +32,32 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from rewardsmith.generators.base import Rejection, SummaryEntry
 from rewardsmith.rewards import BASE_REWARD_NAMES
-from rewardsmith.stats import PairedDifference, paired_difference
+from rewardsmith.search.evidence import (
+    NO_BASELINE,
+    baseline_line,
+    compare_to_baseline,
+    find_baseline,
+    group_signal,
+    monitor_lines,
+    screening_lines,
+)
+from rewardsmith.store import TrialState
+
+__all__ = [
+    "NO_BASELINE",
+    "baseline_line",
+    "build_rejections",
+    "build_summary",
+    "group_signal",
+    "monitor_lines",
+    "reflection_text",
+    "screening_lines",
+]
 
 N_SAMPLES = 10
 MAX_REFLECTION_CHARS = 2000
@@ -41,9 +67,6 @@ EPS = 1e-6
 #: The candidate's mean spread relative to the base rewards' summed spread beyond which it
 #: dominates the advantage, and below which it barely moves the policy.
 DOMINATES_RATIO, NEGLIGIBLE_RATIO = 2.0, 0.05
-NO_BASELINE = (
-    "vs baseline: not available (no base-rewards-only trial evaluated on these questions yet)"
-)
 
 
 def _sample(values: Sequence[float], n: int = N_SAMPLES) -> list[float]:
@@ -73,126 +96,6 @@ def curve_stats(curve: Sequence[Sequence[float]]) -> dict[str, Any]:
 
 def _curve_line(label: str, s: dict[str, Any]) -> str:
     return f"{label}: {s['samples']} (max {s['max']}, mean {s['mean']}, min {s['min']})"
-
-
-_FINDING_TEXT = {
-    "failures": "failed too often",
-    "timeouts": "timed out too often",
-    "slow": "was slow",
-    "no_signal": "gave no learning signal (zero spread within groups)",
-}
-MAX_DETAIL_CHARS = 200
-
-
-def monitor_lines(monitors: Sequence[Any], reward: str) -> list[str]:
-    """One line per kind of finding the reward monitors made about ``reward`` in training.
-
-    ``monitors`` are :class:`~rewardsmith.store.RewardMonitorRecord` objects.
-
-    >>> from rewardsmith.store import RewardMonitorRecord
-    >>> found = {"kind": "garbage_above_correct", "step": 9, "detail": "scored 1/3 copies above"}
-    >>> monitor_lines([RewardMonitorRecord("r", {"audits": 5}, (found,) * 3)], "r")
-    ['in training, scored corrupted completions above correct ones in 3/5 audits (last at step 9: scored 1/3 copies above)']
-    """  # noqa: E501 - doctest output
-    lines = []
-    for record in monitors:
-        if record.reward != reward:
-            continue
-        by_kind: dict[str, list[dict[str, Any]]] = {}
-        for finding in record.findings:
-            by_kind.setdefault(str(finding.get("kind")), []).append(finding)
-        for kind, found in by_kind.items():
-            last = found[-1]
-            where = f"last at step {last.get('step')}: {str(last.get('detail'))[:MAX_DETAIL_CHARS]}"
-            if kind == "garbage_above_correct":
-                audits = f"{len(found)}/{record.summary.get('audits', '?')}"
-                head = f"scored corrupted completions above correct ones in {audits} audits"
-            else:
-                head = f"{_FINDING_TEXT.get(kind, kind)} ({len(found)}x)"
-            lines.append(f"in training, {head} ({where})")
-    return lines
-
-
-def group_signal(monitors: Sequence[Any], reward: str) -> tuple[int, int] | None:
-    """(calls with spread within some group, calls) the monitor counted for ``reward``; None
-    when it was not monitored."""
-    for record in monitors:
-        calls = record.summary.get("calls")
-        if record.reward == reward and isinstance(calls, int) and calls > 0:
-            return int(record.summary.get("signal_calls") or 0), calls
-    return None
-
-
-# ---------------------------------------------------------------------- the baseline
-
-
-def _questions(trial: Any, result: Any) -> tuple[Any, ...]:
-    """What identifies the selection questions a trial was evaluated on."""
-    cfg = trial.config or {}
-    ev = cfg.get("eval") or {}
-    return (repr(cfg.get("task")), ev.get("selection"), ev.get("limit"), len(result.correctness))
-
-
-def _steps(trial: Any) -> Any:
-    return ((trial.config or {}).get("grpo") or {}).get("max_steps")
-
-
-def find_baseline(trial: Any, result: Any, baselines: Sequence[tuple[Any, Any]]) -> Any:
-    """The COMPLETE baseline ``(trial, result)`` evaluated on the same questions as ``trial``
-    (same task, selection split, limit and number of questions), or None.
-
-    Among several, the one trained like ``trial`` wins (the screening baseline the search
-    trains before round 1): same config, then same seed, then the same number of steps, then
-    the oldest.
-    """
-    key = _questions(trial, result)
-    same = [(t, r) for t, r in baselines if r.correctness and _questions(t, r) == key]
-    if not result.correctness or not same:
-        return None
-
-    def preference(pair: tuple[Any, Any]) -> tuple[Any, ...]:
-        t = pair[0]
-        return (t.config_hash != trial.config_hash, t.seed != trial.seed,
-                _steps(t) != _steps(trial), t.id)  # fmt: skip
-
-    return min(same, key=preference)
-
-
-def baseline_line(diff: PairedDifference | None, baseline_accuracy: float | None = None) -> str:
-    """The one line comparing a candidate with the baseline on the same questions.
-
-    >>> from rewardsmith.stats import paired_difference
-    >>> baseline_line(paired_difference([1, 0, 0, 1] * 25, [1, 1, 0, 1] * 25), 0.5)
-    'vs baseline: delta acc +0.25 [CI +0.16, +0.33], McNemar p=<0.001 (baseline acc 0.500; 25 questions only this reward got right, 0 only the baseline; n=100)'
-    """  # noqa: E501 - doctest output
-    if diff is None:
-        return NO_BASELINE
-    p = diff.test.pvalue
-    p_text = "<0.001" if p < 0.001 else f"{p:.2g}"
-    acc = "" if baseline_accuracy is None else f"baseline acc {baseline_accuracy:.3f}; "
-    return (
-        f"vs baseline: delta acc {diff.delta:+.2f} [CI {diff.ci_low:+.2f}, {diff.ci_high:+.2f}], "
-        f"McNemar p={p_text} ({acc}{diff.test.c} questions only this reward got right, "
-        f"{diff.test.b} only the baseline; n={diff.n})"
-    )
-
-
-def compare_to_baseline(
-    trial: Any, result: Any, baseline: Any
-) -> tuple[str, dict[str, Any] | None]:
-    """(line, structured comparison) of ``trial``'s ``result`` against the ``(trial, result)``
-    baseline; the line names both budgets when they differ."""
-    if baseline is None:
-        return NO_BASELINE, None
-    base_trial, base = baseline
-    diff = paired_difference(base.correctness, result.correctness)
-    accuracy = base.metrics.get("accuracy")
-    accuracy = float(accuracy) if isinstance(accuracy, int | float) else None
-    data = {**diff.to_dict(), "baseline_trial": base_trial.id, "baseline_accuracy": accuracy}
-    line = baseline_line(diff, accuracy)
-    if _steps(base_trial) != _steps(trial):
-        line += f"; baseline trained {_steps(base_trial)} steps, this reward {_steps(trial)}"
-    return line, data
 
 
 # ---------------------------------------------------------------------- tips
@@ -355,18 +258,21 @@ def _metric_summary(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _completed_entry(store: Any, trial: Any, result: Any, baselines: list) -> SummaryEntry:
+def _completed_entry(
+    store: Any, trial: Any, result: Any, baselines: list, ranked: Any
+) -> SummaryEntry:
     candidate = store.get_candidate(trial.candidates[0])
     records = store.reward_monitors(trial.id)
     signal = group_signal(records, candidate.name)
     text, stats = reflection_text(
         result.metrics,
         result.curves,
-        monitor_lines(records, candidate.name),
+        monitor_lines(records, candidate.name) + screening_lines(trial, ranked),
         candidates=(candidate.name,),
         signal={candidate.name: signal} if signal else None,
         baseline=compare_to_baseline(trial, result, find_baseline(trial, result, baselines)),
     )
+    stats["ranking"] = {k: v for k, v in asdict(ranked).items() if k != "name"}
     return SummaryEntry(
         name=candidate.name,
         description=candidate.description,
@@ -393,22 +299,28 @@ def _failed_entry(store: Any, trial: Any) -> SummaryEntry:
 
 
 def build_summary(store: Any, rank_metric: str = "f1") -> list[SummaryEntry]:
-    """Ranked summary of all screened rewards so far (COMPLETE best first, then FAILED).
+    """Summary of all screened rewards so far, one entry per candidate in the order of
+    :func:`~rewardsmith.search.ranking.rank_candidates` (those whose trials all FAILED last;
+    candidates still in training are left out).
 
     Each completed entry is compared with the stored base-rewards-only baseline evaluated on
-    the same questions (:func:`find_baseline`), when there is one.
+    the same questions (:func:`find_baseline`), when there is one; ``rank_metric`` orders the
+    baselines to choose from.
     """
+    from rewardsmith.search.ranking import rank_candidates
+
     baselines = store.leaderboard(rank_metric, kinds=(BASELINE_KIND,))
-    entries = [
-        _completed_entry(store, trial, result, baselines)
-        for trial, result in store.leaderboard(rank_metric, kinds=SCREEN_KINDS)
-        if len(trial.candidates) == 1
-    ]
-    entries += [
-        _failed_entry(store, trial)
-        for trial in store.trials(state="FAILED")
-        if trial.kind in SCREEN_KINDS and len(trial.candidates) == 1
-    ]
+    trials = {t.id: t for t in store.trials()}
+    entries = []
+    for ranked in rank_candidates(store):
+        if not ranked.failed:
+            trial = trials[ranked.trial_ids[0]]
+            result = store.result(trial.id)
+            entries.append(_completed_entry(store, trial, result, baselines, ranked))
+            continue
+        failed = [trials[i] for i in ranked.trial_ids if trials[i].state == TrialState.FAILED]
+        if failed:
+            entries.append(_failed_entry(store, failed[-1]))
     return entries
 
 
