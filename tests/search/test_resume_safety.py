@@ -1,9 +1,13 @@
 """What makes ``--resume`` safe without training anything: process identities, ending an earlier
 run's stray workers (never a process that merely reused a pid), one search per run directory,
-and workers that refuse to run for a dead parent or a superseded attempt."""
+and workers that refuse to run for a dead parent or a superseded attempt.
+
+The store-backed tests run on SQLite and on PostgreSQL, whose URL reaches the worker
+subprocesses only through ``REWARDSMITH_STORE_URL``, as it does in a real search."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -20,14 +24,21 @@ from rewardsmith.config import parse_config
 from rewardsmith.execution import RunInUseError, end_stray_workers, hold_run, process_start
 from rewardsmith.store import RunStore, TrialState
 from rewardsmith.training.worker import ORPHANED_EXIT, STALE_EXIT
+from tests._postgres import fresh_database
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    with RunStore.create(tmp_path / "run", parse_config({"name": "resume-test"})) as opened:
-        yield opened
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunStore]:
+    monkeypatch.delenv("REWARDSMITH_STORE_URL", raising=False)
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgresql":
+            monkeypatch.setenv("REWARDSMITH_STORE_URL", stack.enter_context(fresh_database()))
+        config = parse_config({"name": "resume-test"})
+        yield stack.enter_context(RunStore.create(tmp_path / "run", config))
 
 
 @pytest.fixture
@@ -137,3 +148,16 @@ def test_a_worker_of_a_superseded_attempt_writes_nothing(store: RunStore) -> Non
     trial = store.trial(trial_id)
     assert trial.state is TrialState.RUNNING and trial.attempt_token == new
     assert store.result(trial_id) is None and not store.attempt_dir(trial_id, 1).exists()
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+def test_a_worker_without_the_store_url_says_which_variable_to_set(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trial_id = store.enqueue_trial("baseline")
+    token = store.claim_trial(trial_id).attempt_token
+    monkeypatch.delenv("REWARDSMITH_STORE_URL")
+    done = _worker(store, trial_id, "--token", token, "--parent-pid", str(os.getpid()))
+    assert done.returncode != 0
+    assert "set REWARDSMITH_STORE_URL" in done.stderr and store.url in done.stderr
+    assert store.trial(trial_id).state is TrialState.RUNNING  # it wrote nothing

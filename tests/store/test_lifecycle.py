@@ -8,12 +8,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.errors import RewardsmithError
 from rewardsmith.store import RunStore, StoreError, build_manifest
 from rewardsmith.tasks import get_task
-from tests._postgres import SQLITE_ONLY
+from tests._postgres import SQLITE_ONLY, fresh_database
+
+POSTGRES_ONLY = pytest.mark.parametrize("store_backend", ["postgresql"], indirect=True)
 
 
 @SQLITE_ONLY
@@ -133,3 +136,60 @@ def test_a_store_elsewhere_leaves_a_pointer(tmp_path: Path, config: RunConfig) -
         RunStore.open(tmp_path / "run")
     with RunStore.open(tmp_path / "run", url=url) as store:
         assert store.manifest().config_hash == config.config_hash()
+
+
+@POSTGRES_ONLY
+def test_the_password_stays_out_of_the_run_directory(
+    tmp_path: Path, config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cret-Pa55word"
+    url = make_url(os.environ["REWARDSMITH_STORE_URL"]).set(password=secret)
+    monkeypatch.setenv("REWARDSMITH_STORE_URL", url.render_as_string(hide_password=False))
+    with RunStore.create(tmp_path / "run", config) as store:
+        store.enqueue_trial("baseline")
+        assert secret not in store.url and secret not in repr(store.url)
+    with RunStore.open(tmp_path / "run") as store:
+        assert len(store.trials()) == 1
+    recorded = (tmp_path / "run" / "store.url").read_text().strip()
+    assert recorded == url.render_as_string(hide_password=True) and "***" in recorded
+    for file in (tmp_path / "run").rglob("*"):
+        assert not file.is_file() or secret.encode() not in file.read_bytes(), file
+
+
+@POSTGRES_ONLY
+def test_resume_without_the_url_names_the_variable(
+    tmp_path: Path, config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RunStore.create(tmp_path / "run", config).close()
+    monkeypatch.delenv("REWARDSMITH_STORE_URL")
+    with pytest.raises(StoreError, match="set REWARDSMITH_STORE_URL to its URL"):
+        RunStore.open(tmp_path / "run")
+
+
+@POSTGRES_ONLY
+def test_a_url_that_points_elsewhere_is_a_clear_error(
+    tmp_path: Path, config: RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RunStore.create(tmp_path / "run", config).close()
+    with fresh_database() as other:
+        monkeypatch.setenv("REWARDSMITH_STORE_URL", other)
+        with pytest.raises(StoreError) as info:
+            RunStore.open(tmp_path / "run")
+    message = str(info.value)
+    assert message.startswith("REWARDSMITH_STORE_URL points at") and "holds no run store" in message
+    assert "the run was created in" in message and "\n" not in message
+
+
+@POSTGRES_ONLY
+def test_runs_share_one_database_without_meeting(tmp_path: Path, config: RunConfig) -> None:
+    other_config = parse_config({"name": "store-test", "seed": 1})
+    with (
+        RunStore.create(tmp_path / "a" / "run", config) as first,
+        RunStore.create(tmp_path / "b" / "run-2", other_config) as second,
+    ):
+        assert first.schema != second.schema
+        first.enqueue_trial("baseline")
+        assert second.trials() == [] and second.config_hash == other_config.config_hash()
+        assert second.enqueue_trial("baseline") == 1  # ids count per run
+    with pytest.raises(StoreError, match="already exists"):  # same run name, same schema
+        RunStore.create(tmp_path / "c" / "run", config)

@@ -204,7 +204,11 @@ def trial_record(
         test=test_metrics,
         test_correct=test_correct,
         curves=_curves(result.curves) if result else {},
-        samples=read_samples(result.eval_path, store.run_dir) if result else None,
+        samples=(
+            read_samples(store.local_path(result.eval_path, missing_ok=True), store.run_dir)
+            if result
+            else None
+        ),
         durations=_durations(trial, result),
         candidate=trial.candidates[0] if kind == "screen" and len(trial.candidates) == 1 else None,
         k=k,

@@ -46,7 +46,7 @@ def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
             trial.id, split, result.metrics, result.correctness, result.eval_path
         )
     cfg = parse_config(trial.config, source=f"trial {trial.id}")
-    loaded = load_policy(cfg.model.spec, result.adapter_path)
+    loaded = load_policy(cfg.model.spec, store.local_path(result.adapter_path))
     outcome = evaluate(
         loaded.model,
         loaded.tokenizer,
@@ -66,6 +66,6 @@ def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
         [int(c) for c in outcome.correct],
         str(path),
     )
-    if stored.records_path != str(path):  # another evaluation was recorded first: its file counts
+    if stored.records_path != store.artifact_uri(path):  # another one was recorded first
         Path(path).unlink(missing_ok=True)
     return stored
