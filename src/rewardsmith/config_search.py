@@ -58,6 +58,39 @@ class ScreeningSection(Section):
             raise ValueError("must be a non-empty list of increasing step counts >= 1")
         return rungs
 
+    def rung_steps(self, budget: int) -> list[int]:
+        """The GRPO steps each rung trains up to, the last one being the full ``budget``.
+
+        ``rungs`` below the budget, then the budget; else ``min_steps * eta**k`` while eta times
+        it is still within the budget, then the budget; without ``min_steps`` the first rung is
+        ``budget // eta**2`` (three rungs; ``budget // eta`` or the budget itself when the budget
+        is too small). In ``full`` mode: just the budget.
+
+        >>> ScreeningSection(mode="halving").rung_steps(300)
+        [33, 99, 300]
+        >>> ScreeningSection(mode="halving", eta=2, min_steps=50).rung_steps(300)
+        [50, 100, 300]
+        >>> ScreeningSection(mode="halving", rungs=[10, 100, 400]).rung_steps(300)
+        [10, 100, 300]
+        >>> ScreeningSection(mode="halving").rung_steps(4), ScreeningSection().rung_steps(4)
+        ([1, 4], [4])
+        """
+        if budget < 1:
+            raise ValueError(f"the screening budget must be >= 1 step, got {budget}")
+        if self.mode == "full":
+            return [budget]
+        if self.rungs is not None:
+            return [r for r in self.rungs if r < budget] + [budget]
+        first = self.min_steps
+        if first is None:
+            n = next(k for k in (3, 2, 1) if budget // self.eta ** (k - 1) >= 1)
+            first = budget // self.eta ** (n - 1)
+        steps = []
+        while first * self.eta <= budget:  # the next rung trains at least eta times as long
+            steps.append(first)
+            first *= self.eta
+        return steps + [budget]
+
 
 class EnsembleSection(Section):
     """One named ensemble configuration: base rewards + the members its rule picks, summed."""

@@ -122,12 +122,15 @@ def grpo_dataset(
     return Dataset.from_list(rows)
 
 
-def _train(trainer: Any, guards: Sequence[Any]) -> tuple[str, str | None]:
-    """Train; FAILED with the first guard's reason (in order) when a guard stopped it."""
+def _train(
+    trainer: Any, guards: Sequence[Any], resume_from: str | None = None
+) -> tuple[str, str | None]:
+    """Train (on from the checkpoint ``resume_from``, when given); FAILED with the first guard's
+    reason (in order) when a guard stopped it."""
     import torch
 
     try:
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume_from)
     except torch.OutOfMemoryError as exc:
         return "FAILED", f"out of memory: {str(exc).splitlines()[0]}"
     except KeyboardInterrupt:
@@ -235,15 +238,22 @@ def run_trial(
     progress: Callable[[int, int], None] | None = None,
     method: Method | None = None,
     monitor: Any = None,
+    stop_at: int | None = None,
+    resume_from: str | None = None,
 ) -> TrialOutcome:
     """Train (SFT stages, then GRPO/OREAL with a LoRA adapter) under ``rewards`` and evaluate
     the policy on ``eval_split``. ``monitor`` (a :class:`~rewardsmith.config.MonitorSection`,
     default settings when None) says how sandboxed rewards are watched in training.
 
     ``grpo_args["seed"]`` also seeds the LoRA initialisation; ``grpo_args["model_init_kwargs"]``
-    (``{"load_in_4bit": True}``) says how the base model is loaded and is not passed to TRL."""
+    (``{"load_in_4bit": True}``) says how the base model is loaded and is not passed to TRL.
+
+    ``stop_at`` stops GRPO after that many steps of its ``max_steps`` schedule and keeps a
+    checkpoint in the adapter; ``resume_from`` continues such a checkpoint
+    (:mod:`rewardsmith.training.continuation`)."""
     from rewardsmith.config import MonitorSection
     from rewardsmith.models import load_model
+    from rewardsmith.training.continuation import StopAfter, keep_checkpoint
     from rewardsmith.training.curves import CurveRecorder, FailureGuard, StepProgress
     from rewardsmith.training.monitor import MonitorGuard
 
@@ -267,13 +277,14 @@ def run_trial(
     recorder = CurveRecorder()
     guards = [FailureGuard(sandboxed, failure_threshold), MonitorGuard(monitors)]
     callbacks = [recorder, *guards] + ([StepProgress(progress)] if progress else [])
+    callbacks += [StopAfter(stop_at)] if stop_at else []
     grpo_args = {"output_dir": str(out / "trainer"), **grpo_args}
     weights = [r.weight for r in rewards]
     trainer = _trainer(
         model, loaded.tokenizer, task, funcs, weights, grpo_args, lora_args, method, callbacks
     )
     started = time.perf_counter()
-    state, reason = _train(trainer, guards)
+    state, reason = _train(trainer, guards, resume_from)
     outcome = _trained(
         state, reason, recorder.curves, sandboxed, monitors, time.perf_counter() - started
     )
@@ -282,6 +293,8 @@ def run_trial(
         return outcome
     policy = _save_policy(trainer, loaded.tokenizer, out, merged_copy=bool(method.sft_stages))
     outcome.adapter_dir = str(policy["path"])
+    if stop_at:  # a halving rung: the next rung resumes from this checkpoint
+        keep_checkpoint(grpo_args["output_dir"], stop_at, policy["path"])
     started = time.perf_counter()
     result = evaluate(
         policy["model"],

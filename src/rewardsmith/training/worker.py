@@ -108,9 +108,11 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
     trial's current attempt only (:class:`StaleAttemptError` when it is not current)."""
     from rewardsmith.config import grpo_kwargs, lora_kwargs, parse_config
     from rewardsmith.tasks import get_task
+    from rewardsmith.training.continuation import plan
     from rewardsmith.training.trial import Method, run_trial
 
     cfg = parse_config(trial.config, source=f"trial {trial.id}")
+    run = plan(store, trial, cfg.grpo.max_steps)  # a halving rung: part of a longer run
     out_dir = store.attempt_dir(trial.id, trial.attempts)
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
     split = cfg.eval.selection
@@ -118,7 +120,9 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         model_spec=cfg.model.spec,
         task=task,
         rewards=trial_rewards(store, trial, cfg),
-        grpo_args=grpo_kwargs(cfg, output_dir=out_dir / "trainer", seed=trial.seed),
+        grpo_args=grpo_kwargs(
+            cfg, output_dir=out_dir / "trainer", seed=trial.seed, max_steps=run.max_steps
+        ),
         lora_args=lora_kwargs(cfg),
         out_dir=out_dir,
         pool=pool,
@@ -138,6 +142,8 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
             label_free=cfg.rewards.label_free,
         ),
         monitor=cfg.rewards.monitor,
+        stop_at=run.stop_at,
+        resume_from=run.resume_from,
     )
     _record(store, trial, outcome, split)
     return outcome
