@@ -94,6 +94,7 @@ def summarise(store: Any, ids: dict[str, list[int]]) -> list[MethodRow]:
     """Test metrics per method (mean +- std over seeds) and McNemar vs the baseline."""
     from statsmodels.stats.multitest import multipletests
 
+    from rewardsmith.evaluation import same_backend
     from rewardsmith.stats import mcnemar_test, seed_summary
 
     evals = {m: [store.evaluation(t, "test") for t in tids] for m, tids in ids.items()}
@@ -104,7 +105,14 @@ def summarise(store: Any, ids: dict[str, list[int]]) -> list[MethodRow]:
         f1 = [e.metrics["f1"] for e in ok]
         acc = [e.metrics["accuracy"] for e in ok]
         p = None
-        pair = next(((e, b) for e, b in zip(found, baseline, strict=True) if e and b), None)
+        pair = next(  # same seed, same generation backend
+            (
+                (e, b)
+                for e, b in zip(found, baseline, strict=True)
+                if e and b and same_backend(e.metrics, b.metrics)
+            ),
+            None,
+        )
         if method != "baseline" and pair is not None:
             p = mcnemar_test(pair[0].correctness, pair[1].correctness).pvalue
             pvalues.append((len(rows), p))

@@ -93,6 +93,7 @@ _LATER_FIELDS = (
     ("grpo", "activation_checkpointing"),
     ("grpo", "generation"),
     ("eval", "backend"),
+    ("eval", "gpu_memory_utilization"),
 )
 #: Optimisers a recipe may name (transformers' ``optim``); None keeps TRL's default.
 OptimName = Literal["adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit"]

@@ -206,5 +206,8 @@ class EvalSection(_Section):
     selection: Literal["val", "test"] = "val"
     limit: Int | None = Field(None, gt=0)
     # hf: transformers generate; vllm: one engine per GPU with each trial's adapter as a
-    # LoRARequest; auto: vllm only where it can run (CUDA, vllm importable, not GGUF).
+    # LoRARequest; auto: vllm only where it can run (CUDA, vllm importable, not GGUF, not
+    # 4-bit). See rewardsmith.backends; the backend is recorded with each evaluation.
     backend: Literal["hf", "vllm", "auto"] = "auto"
+    # the share of the GPU the evaluation engine may take (vLLM's gpu_memory_utilization)
+    gpu_memory_utilization: Float = Field(0.5, gt=0, le=1.0)

@@ -3,12 +3,22 @@ the YAML loader that refuses repeated keys. Neither TRL nor PEFT is imported her
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rewardsmith.backends import (
+    Facts,
+    probe_facts,
+    resolve_backend,
+    resolve_precision,
+    vllm_problem,
+)
 from rewardsmith.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from rewardsmith.config import RunConfig
@@ -34,12 +44,14 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _probe_cuda() -> tuple[bool, bool]:
-    """(a CUDA device is visible, it supports bf16)."""
-    import torch
-
-    cuda = bool(torch.cuda.is_available())
-    return cuda, cuda and bool(torch.cuda.is_bf16_supported())
+def _facts(cuda: tuple[bool, bool] | None, facts: Facts | None) -> Facts:
+    """``facts`` as given, else built from ``cuda`` = (CUDA visible, bf16) and the installed
+    vLLM, else probed (imports torch)."""
+    if facts is not None:
+        return facts
+    if cuda is not None:
+        return Facts(cuda=cuda[0], bf16=cuda[0] and cuda[1], vllm_missing=vllm_problem())
+    return probe_facts()
 
 
 def grpo_kwargs(
@@ -49,23 +61,31 @@ def grpo_kwargs(
     seed: int | None = None,
     max_steps: int | None = None,
     cuda: tuple[bool, bool] | None = None,
+    facts: Facts | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``trl.GRPOConfig`` (a plain dict; TRL is not imported).
 
     ``seed`` and ``max_steps`` override the config (a trial's own seed, the ensembles' budget).
-    ``use_cpu``/``bf16`` "auto" resolve from ``cuda`` = (CUDA visible, bf16 supported), probed
-    with torch when None: bf16 only on a CUDA device that supports it, never on CPU (TRL would
-    otherwise default to bf16 even there); ``bf16: true`` without such a device raises
-    :class:`ConfigError`. Checkpointing and trackers are off: the trial saves its adapter itself.
-    ``model.load_in_4bit`` travels as ``model_init_kwargs`` (TRL's field for how the policy is
-    loaded), which :func:`rewardsmith.training.trial.run_trial` reads to load the base model.
+    The machine's :class:`~rewardsmith.backends.Facts` come from ``facts``, else from ``cuda`` =
+    (CUDA visible, bf16 supported), else a probe. ``use_cpu: auto`` is "no CUDA device".
+    Precision (``bf16``/``fp16``) follows :func:`~rewardsmith.backends.resolve_precision`
+    (``model.dtype`` and ``grpo.bf16``; fp16 is loss-scaled by the Trainer's GradScaler); the
+    trial loads the policy in the same dtype (:func:`policy_dtype`). ``grpo.generation`` maps
+    to TRL's ``use_vllm``/``vllm_*`` options (:func:`~rewardsmith.backends.resolve_backend`
+    decides ``auto`` and refuses an explicit ``vllm`` that cannot run); the trial sets
+    ``vllm_max_model_length`` from the longest prompt. ``grpo.activation_checkpointing`` is
+    transformers' ``activation_checkpointing`` (non-reentrant, as PEFT needs). Both decisions
+    are logged with their reasons. Checkpointing and trackers are off: the trial saves its
+    adapter itself. ``model.load_in_4bit`` travels as ``model_init_kwargs`` (TRL's field for
+    how the policy is loaded), which :func:`rewardsmith.training.trial.run_trial` reads.
     """
     g = cfg.grpo
-    has_cuda, has_bf16 = cuda if cuda is not None else _probe_cuda()
-    use_cpu = (not has_cuda) if g.use_cpu == "auto" else g.use_cpu
-    bf16 = (has_bf16 and not use_cpu) if g.bf16 == "auto" else g.bf16
-    if bf16 and (use_cpu or not has_bf16):
-        raise ConfigError("grpo.bf16: true needs a CUDA device with bf16; use 'auto' or false")
+    facts = _facts(cuda, facts)
+    use_cpu = (not facts.cuda) if g.use_cpu == "auto" else g.use_cpu
+    precision = resolve_precision(cfg.model.dtype, g.bf16, facts, use_cpu=use_cpu)
+    log.info("training precision: %s", precision.reason)
+    if precision.value == "float16" and cfg.model.dtype == "auto":
+        log.warning("this GPU has no bf16: training in fp16 with loss scaling")
     excluded = {"max_steps", "warmup_ratio", "use_cpu", "bf16", *_OBJECTIVE_FIELDS, *_OWN_FIELDS}
     if g.optim is None:  # TRL's own default
         excluded.add("optim")
@@ -73,18 +93,73 @@ def grpo_kwargs(
     if cfg.model.load_in_4bit:
         # TRL's field for how the policy is loaded; the trial loads it (models.load_model)
         passthrough["model_init_kwargs"] = {"load_in_4bit": True}
-    return passthrough | {
-        "output_dir": str(output_dir),
-        "max_steps": g.max_steps if max_steps is None else max_steps,
-        # transformers 5 folds warmup_ratio into warmup_steps: a float in [0, 1) is a ratio.
-        "warmup_steps": g.warmup_ratio,
-        "seed": cfg.seed if seed is None else seed,
-        "use_cpu": use_cpu,
-        "bf16": bool(bf16),
-        "fp16": False,
-        "report_to": "none",
-        "save_strategy": "no",
+    return (
+        passthrough
+        | {
+            "output_dir": str(output_dir),
+            "max_steps": g.max_steps if max_steps is None else max_steps,
+            # transformers 5 folds warmup_ratio into warmup_steps: a float in [0, 1) is a ratio.
+            "warmup_steps": g.warmup_ratio,
+            "seed": cfg.seed if seed is None else seed,
+            "use_cpu": use_cpu,
+            "bf16": precision.value == "bfloat16",
+            "fp16": precision.value == "float16",
+            "report_to": "none",
+            "save_strategy": "no",
+        }
+        | checkpointing_kwargs(g.activation_checkpointing)
+        | generation_kwargs(cfg, facts, use_cpu=use_cpu)
+    )
+
+
+def checkpointing_kwargs(enabled: bool) -> dict[str, Any]:
+    """transformers' activation checkpointing options (TRL would turn it on by default)."""
+    if not enabled:
+        return {"activation_checkpointing": False}
+    # non-reentrant: PEFT's frozen base has no input that requires grad for reentrant replay
+    return {
+        "activation_checkpointing": True,
+        "activation_checkpointing_kwargs": {"use_reentrant": False},
     }
+
+
+def generation_kwargs(cfg: RunConfig, facts: Facts, *, use_cpu: bool) -> dict[str, Any]:
+    """TRL's vLLM options for ``grpo.generation`` (``use_vllm: False`` for the hf backend)."""
+    gen = cfg.grpo.generation
+    choice = resolve_backend(
+        gen.backend,
+        facts,
+        field="grpo.generation.backend",
+        gguf=cfg.model.spec.endswith(".gguf"),
+        load_in_4bit=cfg.model.load_in_4bit,
+        objective=cfg.grpo.objective,
+        use_cpu=use_cpu,
+    )
+    log.info("GRPO generation: %s", choice.reason)
+    if choice.value != "vllm":
+        return {"use_vllm": False}
+    if gen.mode == "server" and not gen.server_base_url:
+        raise ConfigError("grpo.generation.mode: server needs grpo.generation.server_base_url")
+    out: dict[str, Any] = {
+        "use_vllm": True,
+        "vllm_mode": gen.mode,
+        "vllm_enable_sleep_mode": gen.enable_sleep_mode,
+    }
+    if gen.mode == "server":
+        out["vllm_server_base_url"] = gen.server_base_url
+    else:
+        out["vllm_gpu_memory_utilization"] = gen.gpu_memory_utilization
+        out["vllm_tensor_parallel_size"] = gen.tensor_parallel_size
+    return out
+
+
+def policy_dtype(grpo_args: dict[str, Any]) -> str:
+    """The dtype the trial loads its policy in: the one it trains in (``bf16``/``fp16`` flags
+    of :func:`grpo_kwargs`; float32 otherwise). LoRA weights stay float32 (PEFT upcasts them),
+    so fp16's GradScaler unscales float32 gradients."""
+    if grpo_args.get("bf16"):
+        return "bfloat16"
+    return "float16" if grpo_args.get("fp16") else "float32"
 
 
 def lora_kwargs(cfg: RunConfig) -> dict[str, Any]:

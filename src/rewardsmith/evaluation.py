@@ -4,6 +4,12 @@ The published protocol generates one question at a time; here questions are sort
 length and generated in left-padded batches (same greedy outputs, many times faster; see
 ``bench/eval_throughput.py``). Every question gets a record (question, gold, response, extracted,
 correct), and the correctness vector is kept for McNemar tests between policies.
+
+Prompts are built once, as token ids (:func:`chat_prompt_ids`), for both backends: this module's
+transformers path pads them into batches, :mod:`rewardsmith.evaluation_vllm` hands the same ids
+to vLLM. Each evaluation records its ``backend`` (:meth:`EvalResult.metrics_dict`); McNemar
+pairs only evaluations from the same backend (:func:`same_backend`), since two backends' greedy
+outputs can differ in floating-point ties.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ class EvalResult:
 
     metrics: Metrics
     records: list[dict[str, Any]] = field(default_factory=list)
+    backend: str = "hf"
+
+    def metrics_dict(self) -> dict[str, Any]:
+        """The metrics as a dict, with the ``backend`` that generated the responses."""
+        return {**self.metrics.to_dict(), "backend": self.backend}
 
     @property
     def correct(self) -> list[bool]:
@@ -78,6 +89,33 @@ def score_responses(
     return EvalResult(metrics, records)
 
 
+def backend_of(metrics: dict[str, Any] | None) -> str:
+    """The backend an evaluation's stored metrics name (``hf`` for evaluations stored before
+    the backend was recorded: they could only be transformers')."""
+    return str((metrics or {}).get("backend") or "hf")
+
+
+def same_backend(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two evaluations' metrics come from the same backend (McNemar pairs only those).
+
+    >>> same_backend({"backend": "vllm"}, {}), same_backend({"backend": "hf"}, {})
+    (False, True)
+    """
+    return backend_of(a) == backend_of(b)
+
+
+def chat_prompt_ids(
+    tokenizer: Any, conversations: Sequence[list[dict[str, str]]]
+) -> list[list[int]]:
+    """The token ids each backend generates from: the chat template with the generation prompt,
+    tokenized without adding special tokens again (the template already has them)."""
+    texts = [
+        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+        for c in conversations
+    ]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -90,19 +128,13 @@ def generate(
     """Greedy completions for chat prompts, in left-padded batches sorted by prompt length."""
     import torch
 
-    texts = [
-        tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
-        for c in conversations
-    ]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    outputs: list[str] = [""] * len(texts)
+    prompts = chat_prompt_ids(tokenizer, conversations)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    outputs: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        enc = tokenizer(
-            [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(device)
+        enc = pad_prompts(tokenizer, [prompts[i] for i in idx]).to(device)
         with torch.inference_mode():
             out = model.generate(
                 **enc,
@@ -119,6 +151,12 @@ def generate(
         if progress is not None:
             progress(len(idx))
     return outputs
+
+
+def pad_prompts(tokenizer: Any, prompts: Sequence[list[int]]) -> Any:
+    """A left-padded batch (``input_ids``, ``attention_mask`` tensors) of prompt ids."""
+    tokenizer.padding_side = "left"
+    return tokenizer.pad({"input_ids": list(prompts)}, padding=True, return_tensors="pt")
 
 
 def evaluate(

@@ -61,6 +61,21 @@ def default_dtype(device: str) -> Any:
     return torch.float32
 
 
+def torch_dtype(dtype: Any, device: str) -> Any:
+    """A torch dtype from a name (``bfloat16``, ``float16``, ``float32``; ``auto`` or None:
+    :func:`default_dtype`) or a torch dtype (returned as is)."""
+    import torch
+
+    if dtype is None or dtype == "auto":
+        return default_dtype(device)
+    if isinstance(dtype, str):
+        value = getattr(torch, dtype, None)
+        if not isinstance(value, torch.dtype):
+            raise ConfigError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
+        return value
+    return dtype
+
+
 def resolve_model_path(spec: str) -> tuple[str, str | None]:
     """Return (directory or hub id, gguf file name or None) for a model spec."""
     if spec == "embedded" or spec.startswith("embedded:"):
@@ -156,7 +171,7 @@ def quantization_kwargs(device: str, dtype: Any = None) -> dict[str, Any]:
         raise ConfigError("model.load_in_4bit needs the 'bitsandbytes' package: pip install it")
     from transformers import BitsAndBytesConfig
 
-    compute = dtype or default_dtype(device)
+    compute = torch_dtype(dtype, device)
     config = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
@@ -175,17 +190,19 @@ def load_model(
     load_in_4bit: bool = False,
 ) -> LoadedModel:
     """Load a causal LM for generation or training; an ``adapter`` (PEFT/LoRA directory) is
-    attached and merged into the weights, for evaluation. ``load_in_4bit`` quantises the base
-    model (:func:`quantization_kwargs`)."""
+    attached and merged into the weights, for evaluation. ``dtype`` is a torch dtype or its
+    name (``model.dtype``; ``auto``/None: :func:`default_dtype`). ``load_in_4bit`` quantises
+    the base model (:func:`quantization_kwargs`)."""
     from transformers import AutoModelForCausalLM
 
     path, gguf_file = resolve_model_path(spec)
     device = pick_device(device)
+    dtype = torch_dtype(dtype, device)
     extra = quantization_kwargs(device, dtype) if load_in_4bit else {}
     try:
         tokenizer = load_tokenizer(path, gguf_file)
         model = AutoModelForCausalLM.from_pretrained(
-            path, gguf_file=gguf_file, dtype=dtype or default_dtype(device), **extra
+            path, gguf_file=gguf_file, dtype=dtype, **extra
         )
     except OSError as exc:
         raise ConfigError(f"cannot load model {spec!r}: {str(exc).splitlines()[0]}") from exc
@@ -196,7 +213,7 @@ def load_model(
     if not load_in_4bit:  # a quantised model is placed by device_map and cannot be moved
         model.to(device)
     model.eval()
-    log.info("loaded %s (%s) on %s", spec, path, device)
+    log.info("loaded %s (%s) on %s in %s", spec, path, device, dtype)
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, path=path)
 
 

@@ -76,6 +76,7 @@ def trial_progress(console: Console) -> Iterator[tuple[Progress, Callable[[int, 
 
 def final_table(store: Any) -> Table:
     """Baseline vs control vs ensembles on test: metrics, CIs and McNemar vs the baseline."""
+    from rewardsmith.evaluation import same_backend
     from rewardsmith.stats import mcnemar_test, seed_summary
 
     table = Table(title="finalists on test", header_style="bold")
@@ -93,7 +94,7 @@ def final_table(store: Any) -> Table:
         ci = m.get("ci") or {}
         p = "-"
         baseline = _same_budget(trial, baselines)
-        if baseline is not None and trial.kind != "baseline":
+        if baseline is not None and trial.kind != "baseline" and same_backend(m, baseline.metrics):
             p = f"{mcnemar_test(ev.correctness, baseline.correctness).pvalue:.4f}"
         table.add_row(
             f"#{trial.id} {trial.attrs.get('name') or trial.kind}",

@@ -33,21 +33,36 @@ def load_policy(model_spec: str, saved: str | None) -> Any:
     return load_model(model_spec, adapter=saved)
 
 
-def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
-    """Evaluate ``trial``'s recorded policy on ``split`` (whole split) and store the evaluation;
-    return the stored one (an earlier evaluation of the same split wins)."""
+def _evaluate_policy(cfg: Any, saved: str | None, task: Any, split: str) -> Any:
+    """Greedy evaluation of a trial's saved policy with the backend ``eval.backend`` picks
+    (:func:`rewardsmith.backends.resolve_backend`; the result records which)."""
+    from rewardsmith.backends import probe_facts, resolve_backend
     from rewardsmith.evaluation import evaluate
 
-    result = store.result(trial.id)
-    if result is None:
-        raise ValueError(f"trial {trial.id} has no result to evaluate")
-    if result.metrics.get("split") == split:
-        return store.add_evaluation(
-            trial.id, split, result.metrics, result.correctness, result.eval_path
+    choice = resolve_backend(
+        cfg.eval.backend,
+        probe_facts(),
+        field="eval.backend",
+        gguf=cfg.model.spec.endswith(".gguf"),
+        load_in_4bit=cfg.model.load_in_4bit,
+    )
+    log.info("test evaluation: %s", choice.reason)
+    if choice.value == "vllm":
+        from rewardsmith.evaluation_vllm import evaluate_vllm
+
+        whole = bool(saved) and (Path(saved) / "config.json").is_file()
+        return evaluate_vllm(
+            saved if whole else cfg.model.spec,
+            task.split(split),
+            task.prompt,
+            adapter=None if whole else saved,
+            max_new_tokens=cfg.eval.max_new_tokens,
+            mode=cfg.eval.extraction,
+            dtype=cfg.model.dtype,
+            gpu_memory_utilization=cfg.eval.gpu_memory_utilization,
         )
-    cfg = parse_config(trial.config, source=f"trial {trial.id}")
-    loaded = load_policy(cfg.model.spec, store.local_path(result.adapter_path))
-    outcome = evaluate(
+    loaded = load_policy(cfg.model.spec, saved)
+    return evaluate(
         loaded.model,
         loaded.tokenizer,
         task.split(split),
@@ -56,13 +71,27 @@ def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
         max_new_tokens=cfg.eval.max_new_tokens,
         mode=cfg.eval.extraction,
     )
+
+
+def evaluate_trial(store: RunStore, trial: Any, split: str, task: Any) -> Any:
+    """Evaluate ``trial``'s recorded policy on ``split`` (whole split) and store the evaluation;
+    return the stored one (an earlier evaluation of the same split wins)."""
+    result = store.result(trial.id)
+    if result is None:
+        raise ValueError(f"trial {trial.id} has no result to evaluate")
+    if result.metrics.get("split") == split:
+        return store.add_evaluation(
+            trial.id, split, result.metrics, result.correctness, result.eval_path
+        )
+    cfg = parse_config(trial.config, source=f"trial {trial.id}")
+    outcome = _evaluate_policy(cfg, store.local_path(result.adapter_path), task, split)
     attempt = secrets.token_hex(4)
     path = outcome.save_records(store.evals_dir / f"trial-{trial.id}-{split}-{attempt}.jsonl")
     log.info("trial %d on %s: accuracy %.3f", trial.id, split, outcome.metrics.accuracy)
     stored = store.add_evaluation(
         trial.id,
         split,
-        {**outcome.metrics.to_dict(), "split": split},
+        {**outcome.metrics_dict(), "split": split},
         [int(c) for c in outcome.correct],
         str(path),
     )

@@ -173,9 +173,14 @@ def _trainer(
     defaults = {
         "report_to": "none",
         "save_strategy": "no",
-        # TRL turns it on by default; on small models and CPUs it only costs time.
+        # TRL turns it on by default; grpo.activation_checkpointing (config_trl) turns it on.
         "activation_checkpointing": False,
     }
+    if grpo_args.get("use_vllm") and not grpo_args.get("vllm_max_model_length"):
+        grpo_args = {
+            **grpo_args,
+            "vllm_max_model_length": _max_model_length(task, tokenizer, grpo_args),
+        }
     args = GRPOConfig(**{**defaults, **grpo_args}, reward_weights=weights, disable_tqdm=True)
     kwargs: dict[str, Any] = {}
     trainer_cls = GRPOTrainer
@@ -196,6 +201,16 @@ def _trainer(
     )
     trainer.remove_callback(PrinterCallback)  # library code logs; it does not print
     return trainer
+
+
+def _max_model_length(task: Any, tokenizer: Any, grpo_args: dict[str, Any]) -> int:
+    """vLLM's context for GRPO: the longest training prompt plus the completion cap."""
+    from rewardsmith.evaluation import chat_prompt_ids
+
+    prompts = chat_prompt_ids(
+        tokenizer, [task.prompt.messages(ex["question"]) for ex in task.train]
+    )
+    return max(map(len, prompts)) + int(grpo_args.get("max_completion_length", 256))
 
 
 def _sft(
@@ -238,6 +253,8 @@ def run_trial(
     progress: Callable[[int, int], None] | None = None,
     method: Method | None = None,
     monitor: Any = None,
+    eval_backend: str = "hf",
+    eval_gpu_memory: float = 0.5,
     stop_at: int | None = None,
     resume_from: str | None = None,
 ) -> TrialOutcome:
@@ -246,18 +263,23 @@ def run_trial(
     default settings when None) says how sandboxed rewards are watched in training.
 
     ``grpo_args["seed"]`` also seeds the LoRA initialisation; ``grpo_args["model_init_kwargs"]``
-    (``{"load_in_4bit": True}``) says how the base model is loaded and is not passed to TRL.
+    (``{"load_in_4bit": True}``) says how the base model is loaded and is not passed to TRL; the
+    policy loads in the dtype it trains in (``bf16``/``fp16`` flags, :func:`policy_dtype`).
+    ``eval_backend`` (``hf|vllm|auto``, :func:`~rewardsmith.backends.resolve_backend`) is
+    decided before training, so an explicit ``vllm`` that cannot run fails early.
 
     ``stop_at`` stops GRPO after that many steps of its ``max_steps`` schedule and keeps a
     checkpoint in the adapter; ``resume_from`` continues such a checkpoint
     (:mod:`rewardsmith.training.continuation`)."""
     from rewardsmith.config import MonitorSection
+    from rewardsmith.config_trl import policy_dtype
     from rewardsmith.models import load_model
     from rewardsmith.training.continuation import StopAfter, keep_checkpoint
     from rewardsmith.training.curves import CurveRecorder, FailureGuard, StepProgress
     from rewardsmith.training.monitor import MonitorGuard
 
     method = method or Method()
+    backend = _eval_backend(eval_backend, model_spec, grpo_args)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     funcs, sandboxed = build_reward_funcs(rewards, pool=pool, timeout_s=reward_timeout_s)
@@ -272,7 +294,11 @@ def run_trial(
     # TRL's field for how the policy is loaded; we load it ourselves (4-bit, see config_trl)
     init_kwargs = dict(grpo_args.get("model_init_kwargs") or {})
     grpo_args = {k: v for k, v in grpo_args.items() if k != "model_init_kwargs"}
-    loaded = load_model(model_spec, load_in_4bit=bool(init_kwargs.get("load_in_4bit")))
+    loaded = load_model(
+        model_spec,
+        dtype=policy_dtype(grpo_args),
+        load_in_4bit=bool(init_kwargs.get("load_in_4bit")),
+    )
     model = _sft(loaded, task, method, lora_args, grpo_args, out)
     recorder = CurveRecorder()
     guards = [FailureGuard(sandboxed, failure_threshold), MonitorGuard(monitors)]
@@ -296,20 +322,74 @@ def run_trial(
     if stop_at:  # a halving rung: the next rung resumes from this checkpoint
         keep_checkpoint(grpo_args["output_dir"], stop_at, policy["path"])
     started = time.perf_counter()
-    result = evaluate(
-        policy["model"],
-        loaded.tokenizer,
-        task.split(eval_split)[: eval_limit or None],
-        task.prompt,
-        batch_size=eval_batch_size,
-        max_new_tokens=eval_max_new_tokens,
-        mode=extraction,  # type: ignore[arg-type]
-    )
+    examples = task.split(eval_split)[: eval_limit or None]
+    if backend == "vllm":
+        trainer = model = loaded.model = policy["model"] = None  # free the GPU for the engine
+        result = _evaluate_vllm(
+            model_spec,
+            policy["path"],
+            examples,
+            task.prompt,
+            dtype=policy_dtype(grpo_args),
+            max_new_tokens=eval_max_new_tokens,
+            mode=extraction,
+            memory=eval_gpu_memory,
+        )
+    else:
+        result = evaluate(
+            policy["model"],
+            loaded.tokenizer,
+            examples,
+            task.prompt,
+            batch_size=eval_batch_size,
+            max_new_tokens=eval_max_new_tokens,
+            mode=extraction,  # type: ignore[arg-type]
+        )
     outcome.eval_seconds = time.perf_counter() - started
-    outcome.metrics = result.metrics.to_dict()
+    outcome.metrics = result.metrics_dict()
     outcome.correct = result.correct
     outcome.records_path = str(result.save_records(out / f"eval_{eval_split}.jsonl"))
     return outcome
+
+
+def _eval_backend(setting: str, model_spec: str, grpo_args: dict[str, Any]) -> str:
+    """``hf`` or ``vllm`` for the trial's evaluation (logged with the reason)."""
+    from rewardsmith.backends import probe_facts, resolve_backend
+
+    init = grpo_args.get("model_init_kwargs") or {}
+    choice = resolve_backend(
+        setting,
+        probe_facts(),
+        field="eval.backend",
+        gguf=model_spec.endswith(".gguf"),
+        load_in_4bit=bool(init.get("load_in_4bit")),
+        use_cpu=bool(grpo_args.get("use_cpu")),
+    )
+    log.info("evaluation: %s", choice.reason)
+    return choice.value
+
+
+def _evaluate_vllm(
+    model_spec: str, saved: Path, examples: Any, prompt: Any, **settings: Any
+) -> Any:
+    """Evaluate the saved policy with this process's vLLM engine: the base model with the
+    trial's adapter as a LoRA request, or a whole saved policy (after SFT stages) by itself."""
+    import gc
+
+    from rewardsmith.evaluation_vllm import evaluate_vllm
+
+    gc.collect()  # the trainer's weights, released by the caller
+    whole = (Path(saved) / "config.json").is_file()
+    return evaluate_vllm(
+        str(saved) if whole else model_spec,
+        examples,
+        prompt,
+        adapter=None if whole else saved,
+        max_new_tokens=settings["max_new_tokens"],
+        mode=settings["mode"],
+        dtype=settings["dtype"],
+        gpu_memory_utilization=settings["memory"],
+    )
 
 
 def _trained(

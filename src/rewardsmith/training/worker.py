@@ -142,6 +142,8 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
             label_free=cfg.rewards.label_free,
         ),
         monitor=cfg.rewards.monitor,
+        eval_backend=cfg.eval.backend,
+        eval_gpu_memory=cfg.eval.gpu_memory_utilization,
         stop_at=run.stop_at,
         resume_from=run.resume_from,
     )
