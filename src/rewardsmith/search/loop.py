@@ -5,13 +5,15 @@ does only what is missing, so running it again on a killed run (``--resume``) re
 work that was in flight. First the base-rewards-only baseline is trained with the screening
 budget (:func:`rewardsmith.search.baseline.screening_baseline` finds it), so that round 1's
 feedback can already compare candidates with it. Per round: generate -> validate (rejections
-replaced up to a limit) -> screen each accepted candidate with a trial -> with
-``search.replace_failed``, regenerate the candidates whose trial failed or scored F1 = 0 (each
-slot tried at most ``replace_attempts`` times) -> rank on the selection split -> build the ranked
-summary for the next round. Then: the finalists' baseline and a control of k random candidates
-(``ensemble_steps``), the named ensembles (:mod:`rewardsmith.search.ensembles`), the best
-ensemble re-trained over more seeds with its own budget, the finalists evaluated on test, and
-the report.
+replaced up to a limit) -> screen each accepted candidate with a trial (rung 0) -> with
+``search.replace_failed``, regenerate the candidates whose rung-0 trial failed or scored F1 = 0
+(each slot tried at most ``replace_attempts`` times) -> with ``search.screening.mode: halving``,
+promote the best 1/eta rung by rung up to the full budget (:mod:`rewardsmith.search.halving`)
+-> rank (:func:`rewardsmith.search.ranking.rank_candidates`: highest rung reached, then the
+paired difference from the baseline over seeds) -> build the ranked summary for the next
+round. Then: the finalists' baseline and a control of k random candidates (``ensemble_steps``),
+the named ensembles (:mod:`rewardsmith.search.ensembles`), the best ensemble re-trained over
+more seeds with its own budget, the finalists evaluated on test, and the report.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from rewardsmith.execution import Executor
 from rewardsmith.generators.base import Generator, RoundContext
 from rewardsmith.search.baseline import BASELINE_KIND
 from rewardsmith.search.feedback import SCREEN_KINDS, build_rejections, build_summary
+from rewardsmith.search.halving import Ladder
+from rewardsmith.search.ranking import rank_candidates, trial_rung
 from rewardsmith.store import RunStore, TrialState
 
 log = logging.getLogger(__name__)
@@ -111,20 +115,27 @@ class Search:
         return trial_id
 
     def run_round(self, round_: int) -> list[str]:
-        """Fill and screen one round; with ``replace_failed``, regenerate dead candidates."""
+        """Fill and screen one round; with ``replace_failed``, regenerate dead candidates
+        (dead at rung 0), then climb the halving rungs with the round's candidates."""
         s = self.cfg.search
         want = s.candidates_per_round
+        ladder = self._ladder()
         while True:
             names = self.fill_round(round_, want)
-            self.screen(names)
+            ladder.first(names)
             needed = self._replacements_needed(names) if s.replace_failed else 0
             if not needed or len(names) < want:
-                return names
+                break
             self.observer.message(
                 f"round {round_}: regenerating {needed} candidate(s) whose trial failed or "
                 "scored F1 = 0"
             )
             want = len(names) + needed
+        ladder.climb(names)
+        return names
+
+    def _ladder(self) -> Ladder:
+        return Ladder(self.store, self.cfg, self._run, self.observer.message)
 
     def _replacements_needed(self, names: Sequence[str]) -> int:
         """Slots of this round whose last candidate is dead and that have attempts left.
@@ -147,7 +158,7 @@ class Search:
     def _dead_candidates(self) -> set[str]:
         dead = set()
         for trial in self.store.trials(kind="screen"):
-            if len(trial.candidates) != 1:
+            if len(trial.candidates) != 1 or trial_rung(trial) or trial.seed != self.cfg.seed:
                 continue
             if trial.state == TrialState.FAILED:
                 dead.add(trial.candidates[0])
@@ -230,10 +241,10 @@ class Search:
         self.store.add_candidate(candidate, verdict=verdict.to_dict())
         return replace(verdict, name=candidate.name)
 
-    def screen(self, names: Sequence[str]) -> None:
-        """One screening trial per candidate (base rewards + the candidate)."""
-        ids = [self.store.enqueue_trial("screen", [name]) for name in names]
-        self._run(ids)
+    def screen(self, names: Sequence[str]) -> list[str]:
+        """Screen ``names`` (base rewards + the candidate): one full-budget trial each, or the
+        halving rungs (``search.screening``); the names that reached the top rung."""
+        return self._ladder().climb(names)
 
     def _run(self, trial_ids: Sequence[int]) -> None:
         pending = [t for t in trial_ids if self.store.trial(t).state == TrialState.PENDING]
@@ -247,9 +258,10 @@ class Search:
     # ------------------------------------------------------------------ finalists
 
     def ranked_candidates(self) -> list[str]:
-        """Screened single candidates, best first on the selection split."""
-        board = self.store.leaderboard(self.cfg.search.rank_metric, kinds=("screen",))
-        return [trial.candidates[0] for trial, _ in board if len(trial.candidates) == 1]
+        """Screened single candidates with a COMPLETE screening trial, best first
+        (:func:`~rewardsmith.search.ranking.rank_candidates`)."""
+        ranked = rank_candidates(self.store, self.cfg, kinds=("screen",))
+        return [r.name for r in ranked if not r.failed]
 
     def finalists(self) -> None:
         """Baseline, control, ensembles, extra seeds of the best ensemble, test evaluation."""

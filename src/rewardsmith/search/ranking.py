@@ -68,12 +68,15 @@ def trial_rung(trial: Any) -> int:
     return rung if isinstance(rung, int) and not isinstance(rung, bool) else 0
 
 
-def screen_trials(store: Any, names: Iterable[str] | None = None) -> dict[str, list[Any]]:
-    """Each screened candidate's single-candidate screening trials, in id order."""
+def screen_trials(
+    store: Any, names: Iterable[str] | None = None, kinds: Sequence[str] = SCREEN_KINDS
+) -> dict[str, list[Any]]:
+    """Each screened candidate's single-candidate screening trials (of ``kinds``), in id
+    order."""
     wanted = None if names is None else set(names)
     out: dict[str, list[Any]] = {}
     for trial in store.trials():
-        if trial.kind not in SCREEN_KINDS or len(trial.candidates) != 1:
+        if trial.kind not in kinds or len(trial.candidates) != 1:
             continue
         name = trial.candidates[0]
         if wanted is None or name in wanted:
@@ -144,16 +147,22 @@ def _standing(
 
 
 def rank_candidates(
-    store: Any, cfg: Any = None, *, rung: int | None = None, names: Iterable[str] | None = None
+    store: Any,
+    cfg: Any = None,
+    *,
+    rung: int | None = None,
+    names: Iterable[str] | None = None,
+    kinds: Sequence[str] = SCREEN_KINDS,
 ) -> list[RankedCandidate]:
-    """The screened candidates (or ``names`` among them) best first (see the module docstring).
+    """The screened candidates (or ``names`` among them; screened by trials of ``kinds``) best
+    first (see the module docstring).
 
     ``rung`` ranks on that rung's trials only (a halving promotion decision); a candidate with
     no trial at that rung is left out.
     """
     cfg = cfg if cfg is not None else store.config()
     metric = cfg.search.rank_metric
-    by_name = screen_trials(store, names)
+    by_name = screen_trials(store, names, kinds)
     if rung is not None:
         by_name = {n: ts for n, ts in by_name.items() if any(trial_rung(t) == rung for t in ts)}
     results = {}
