@@ -116,7 +116,9 @@ def make_executor(cfg: RunConfig) -> Executor:
         from rewardsmith.execution_ray import RayExecutor
 
         return RayExecutor.from_config(cfg)
-    return LocalProcessExecutor(slots=gpu_slots(search), max_attempts=search.max_attempts)
+    slots = gpu_slots(search)
+    log.info("local executor: %d slot(s): %s", len(slots), ", ".join(map(describe_slot, slots)))
+    return LocalProcessExecutor(slots=slots, max_attempts=search.max_attempts)
 
 
 @dataclass
