@@ -102,3 +102,29 @@ def test_plan_finds_the_continued_trials_checkpoint(tmp_path: Path) -> None:
         rung1 = plan(store, store.trial(second), BUDGET)
         assert (rung1.max_steps, rung1.stop_at) == (BUDGET, None)
         assert rung1.resume_from == str(adapter / RESUME_DIR)
+
+
+@pytest.mark.slow
+def test_worker_processes_continue_a_rung(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from rewardsmith.execution import LocalProcessExecutor
+    from rewardsmith.search.compute import COMPUTE_KEY
+    from rewardsmith.store import TrialState
+    from rewardsmith.training.worker import progress_path
+
+    cfg = tiny_config(max_steps=BUDGET, max_completion_length=8)
+    with RunStore.create(tmp_path / "run", cfg) as store:
+        attrs = {"rung": 0, "rung_steps": 2, "budget": BUDGET, "continues": None}
+        first = store.enqueue_trial("baseline", [], config=with_steps(cfg, 2), attrs=attrs)
+        LocalProcessExecutor(1).run(store, [first])
+        assert store.trial(first).state == TrialState.COMPLETE, store.trial(first).fail_reason
+        assert progress_path(store.run_dir, first).read_text().split() == ["2", str(BUDGET)]
+        kept = Path(store.local_path(store.result(first).adapter_path)) / RESUME_DIR
+        assert (kept / "optimizer.pt").is_file() and (kept / "scheduler.pt").is_file()
+        attrs = {"rung": 1, "rung_steps": BUDGET, "budget": BUDGET, "continues": first}
+        second = store.enqueue_trial("baseline", [], config=cfg, attrs=attrs)
+        LocalProcessExecutor(1).run(store, [second])
+        assert store.trial(second).state == TrialState.COMPLETE, store.trial(second).fail_reason
+        # it went on from step 2 to the budget, and counts only the 2 steps it added
+        assert progress_path(store.run_dir, second).read_text().split() == [str(BUDGET)] * 2
+        assert store.result(second).curves[COMPUTE_KEY]["steps"] == 2
+        assert not (Path(store.result(second).adapter_path) / RESUME_DIR).exists()
