@@ -79,8 +79,10 @@ class LiveObserver:
         if task is not None:
             self.bars.update(task, status=status)
             self.bars.remove_task(task)
+        rung = trial.attrs.get("rung")
+        where = f" rung {rung}" if isinstance(rung, int) else ""
         self.console.print(
-            f"  trial #{trial.id} {trial.kind} {', '.join(trial.candidates)}: {status}"
+            f"  trial #{trial.id} {trial.kind}{where} {', '.join(trial.candidates)}: {status}"
         )
 
     def message(self, text: str) -> None:
