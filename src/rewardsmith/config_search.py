@@ -41,6 +41,11 @@ class ScreeningSection(Section):
     to the next rung, which continues their run to ``eta`` times the steps, and so on up to the
     full budget; ``rungs`` lists the step counts explicitly instead. At the top rung the
     survivors are trained with ``seeds_at_top`` seeds in all.
+
+    ``rank_by`` orders candidates within a rung (:mod:`rewardsmith.search.ranking`):
+    ``paired`` by the lower confidence bound of the mean paired accuracy difference from the
+    screening baseline over seeds; ``metric`` by ``search.rank_metric`` averaged over seeds
+    (the paper's F1 ranking).
     """
 
     mode: Literal["full", "halving"] = "full"
@@ -48,6 +53,7 @@ class ScreeningSection(Section):
     min_steps: Int | None = Field(None, gt=0)
     rungs: list[Int] | None = None
     seeds_at_top: Int = Field(1, gt=0)
+    rank_by: Literal["paired", "metric"] = "paired"
 
     @field_validator("rungs")
     @classmethod

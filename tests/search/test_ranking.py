@@ -109,3 +109,18 @@ def test_without_a_baseline_the_rank_metric_decides_and_ties_break_on_name(
     assert all(r.delta is None and r.ci is None for r in ranked)
     f1 = 2 * 0.65 / 1.65
     assert ranked[0].score == pytest.approx(f1)  # search.rank_metric is f1
+
+
+def test_rank_by_metric_keeps_the_paired_figures(tmp_path: Path) -> None:
+    cfg = parse_config({"search": {"screening": {"rank_by": "metric"}}, "eval": {"limit": N}})
+    assert cfg.config_hash() != parse_config({"eval": {"limit": N}}).config_hash()
+    with RunStore.create(tmp_path / "run", cfg) as store:
+        for name in ("steady", "noisy"):
+            code = f"def {name}(prompts, completions, answer, **kw):\n    return [0.0]\n"
+            store.add_candidate(Candidate(name, code, name, 1, "test"))
+        finish(store, store.enqueue_trial("baseline", [], attrs={"role": "screening"}), BASE)
+        screen(store, "steady", STEADY)
+        screen(store, "noisy", NOISY)
+        ranked = rank_candidates(store)
+        assert [r.name for r in ranked] == ["noisy", "steady"]  # F1, as the paper ranks
+        assert ranked[0].delta == pytest.approx(0.15) and ranked[0].ci is not None

@@ -12,8 +12,10 @@ highest rung where it has a COMPLETE trial, over all its COMPLETE trials (seeds)
   questions of the per-question difference (candidate correct, averaged over seeds, minus
   baseline correct), so it narrows with both the number of questions and of seeds; McNemar
   is that of the lowest-id (first) seed;
-* ``score``: the lower bound of that CI; when no baseline is usable (not trained yet, failed,
-  or evaluated on other questions) the search's ``rank_metric`` (then accuracy) instead.
+* ``score``: the lower bound of that CI (``search.screening.rank_by: paired``, the default);
+  with ``rank_by: metric``, or when no baseline is usable (not trained yet, failed, or
+  evaluated on other questions), the search's ``rank_metric`` (then accuracy) averaged over
+  the seeds instead.
 
 Order: a higher rung first; within a rung a higher ``score``, then a higher ``accuracy``, then
 the name (so ties are deterministic). Candidates with no COMPLETE screening trial (all FAILED,
@@ -125,7 +127,13 @@ def paired_stats(
 
 
 def _standing(
-    name: str, trials: Sequence[Any], results: dict[int, Any], base: Any, metric: str, rung: Any
+    name: str,
+    trials: Sequence[Any],
+    results: dict[int, Any],
+    base: Any,
+    metric: str,
+    rung: Any,
+    paired: bool = True,
 ) -> RankedCandidate:
     done = [t for t in trials if t.id in results and (rung is None or trial_rung(t) == rung)]
     if not done:
@@ -139,10 +147,11 @@ def _standing(
     accuracy = sum(_accuracy(r) for r in outs) / len(outs)
     ids = tuple(t.id for t in at_top)
     vectors = [r.correctness for r in outs]
+    score = sum(_metric(r, metric) for r in outs) / len(outs)
     if base is not None and all(v and len(v) == len(base) for v in vectors):
         delta, ci, p = paired_stats(base, vectors)
-        return RankedCandidate(name, top, len(outs), accuracy, delta, ci, p, ci[0], ids)
-    score = sum(_metric(r, metric) for r in outs) / len(outs)
+        score = ci[0] if paired else score
+        return RankedCandidate(name, top, len(outs), accuracy, delta, ci, p, score, ids)
     return RankedCandidate(name, top, len(outs), accuracy, None, None, None, score, ids)
 
 
@@ -175,8 +184,9 @@ def rank_candidates(
     base_trial = screening_baseline(store)
     base_result = store.result(base_trial.id) if base_trial is not None else None
     base = base_result.correctness if base_result is not None else None
+    paired = cfg.search.screening.rank_by == "paired"
     ranked = [
-        _standing(name, trials, results, base or None, metric, rung)
+        _standing(name, trials, results, base or None, metric, rung, paired)
         for name, trials in by_name.items()
     ]
     return sorted(ranked, key=RankedCandidate.key)
