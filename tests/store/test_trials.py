@@ -279,3 +279,20 @@ def test_threads_share_one_store(store: RunStore) -> None:
     with ThreadPoolExecutor(6) as pool:
         ran = [i for chunk in pool.map(drain, range(6)) for i in chunk]
     assert sorted(ran) == ids
+
+
+def test_racing_adds_of_one_candidate_store_it_once(
+    store: RunStore, candidate: MakeCandidate
+) -> None:
+    same = candidate("shared_reward")
+    with ThreadPoolExecutor(6) as pool:
+        stored = list(pool.map(lambda _: store.add_candidate(same), range(12)))
+    assert stored == [same] * 12 and store.candidates() == [same]
+
+
+def test_overlong_names_are_refused_alike_on_every_backend(
+    store: RunStore, candidate: MakeCandidate
+) -> None:
+    with pytest.raises(StoreError, match="name is longer than 200"):
+        store.add_candidate(candidate("r" * 201))
+    assert store.candidates() == []

@@ -11,10 +11,14 @@ Typical use by a search loop::
     store.add_evaluation(trial_id, "test", metrics, correctness)  # finalists, after training
     store.reward_monitors(trial_id)  # what watching its sandboxed rewards in training found
 
-See :mod:`rewardsmith.store.run_store` for the crash-safety contract.
+See :mod:`rewardsmith.store.run_store` for the crash-safety contract. Several machines share a
+run through a server database (PostgreSQL) whose URL every process reads from
+``REWARDSMITH_STORE_URL`` (:data:`STORE_URL_ENV`), and an artifact root (``search.artifact_root``)
+that the store publishes adapters and records to (:meth:`RunStore.local_path` reads them back).
 """
 
 from rewardsmith.store._engine import StaleAttemptError, StoreError, default_url
+from rewardsmith.store._location import STORE_URL_ENV
 from rewardsmith.store.manifest import build_manifest, data_manifest, new_run_id
 from rewardsmith.store.records import (
     Evaluation,
@@ -28,6 +32,7 @@ from rewardsmith.store.schema import SCHEMA_VERSION, TrialState
 
 __all__ = [
     "SCHEMA_VERSION",
+    "STORE_URL_ENV",
     "Evaluation",
     "Manifest",
     "RewardMonitorRecord",

@@ -14,6 +14,9 @@ from rewardsmith.store._engine import StoreError
 from rewardsmith.store.records import json_safe
 from rewardsmith.store.schema import CandidateRow
 
+#: The longest name, generator or parent a candidate may have (their columns' length).
+MAX_NAME_CHARS = 200
+
 
 def to_candidate(row: CandidateRow) -> Candidate:
     """The :class:`Candidate` a row stores."""
@@ -44,7 +47,12 @@ def insert_or_get(
     session: Session, candidate: Candidate, verdict: Mapping[str, Any] | None
 ) -> Candidate:
     """Store ``candidate`` unless the same name and code are stored; a name taken by other code
-    raises :class:`StoreError`. An existing candidate keeps its verdict."""
+    raises :class:`StoreError`, as does a name, generator or parent longer than its column
+    (every backend refuses them alike). An existing candidate keeps its verdict."""
+    for field in ("name", "generator", "parent"):
+        value = getattr(candidate, field)
+        if value is not None and len(value) > MAX_NAME_CHARS:
+            raise StoreError(f"candidate {field} is longer than {MAX_NAME_CHARS} characters")
     row = find(session, candidate.name)
     if row is not None:
         if row.code_hash != candidate.code_hash:

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rewardsmith.config import RunConfig, canonical_hash
+from rewardsmith.config import RunConfig, canonical_hash, parse_config
+from rewardsmith.errors import ConfigError
 from rewardsmith.store._engine import StaleAttemptError, StoreError
 from rewardsmith.store.records import Trial, TrialResult, json_safe
 from rewardsmith.store.schema import CandidateRow, ResultRow, TrialRow, TrialState
@@ -105,6 +106,16 @@ class TrialSpec:
             attrs=json_safe(dict(attrs or {})),
             key=canonical_hash(identity),
         )
+
+
+def as_config(config: RunConfig | Mapping[str, Any]) -> RunConfig:
+    """``config`` as a validated :class:`RunConfig` (:class:`StoreError` when invalid)."""
+    if isinstance(config, RunConfig):
+        return config
+    try:
+        return parse_config(config, source="trial config")
+    except ConfigError as error:
+        raise StoreError(str(error)) from None
 
 
 def find(session: Session, key: str) -> int:

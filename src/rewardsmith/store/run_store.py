@@ -202,6 +202,9 @@ class RunStore(
             yield
         except exc.IntegrityError:
             raise
+        except exc.DataError as error:  # a server refusing a value, e.g. too long for its column
+            detail = str(getattr(error, "orig", error)).splitlines()[0]
+            raise StoreError(f"run store {self.url} refused a value: {detail}") from error
         except exc.DatabaseError as error:
             detail = str(getattr(error, "orig", error)).splitlines()[0]
             raise StoreError(f"run store {self.url} is unreadable: {detail}") from error
@@ -245,8 +248,12 @@ class RunStore(
         """Store a candidate (with its validation verdict, if known); storing the same name with
         the same code again is a no-op. A name taken by different code raises
         :class:`StoreError`."""
-        with self._write() as session:
-            return _candidates.insert_or_get(session, candidate, verdict)
+        try:
+            with self._write() as session:
+                return _candidates.insert_or_get(session, candidate, verdict)
+        except exc.IntegrityError:  # PostgreSQL: another process stored the name concurrently
+            with self._write() as session:
+                return _candidates.insert_or_get(session, candidate, verdict)
 
     def set_verdict(self, name: str, verdict: Mapping[str, Any]) -> None:
         """Record (or replace) the validation verdict of a stored candidate."""
@@ -286,7 +293,7 @@ class RunStore(
         state, so a resumed search never trains a trial twice. ``config`` defaults to the run's
         config and ``seed`` to the config's seed; every candidate must be stored already.
         """
-        cfg = self.config() if config is None else _as_config(config)
+        cfg = self.config() if config is None else _trials.as_config(config)
         spec = _trials.TrialSpec.build(kind, candidate_names, weights, seed, cfg, attrs)
         try:
             with self._write() as session:
@@ -389,15 +396,6 @@ class RunStore(
             pairs = _trials.completed(session, kinds)
             ranked = [(Trial.from_row(t), TrialResult.from_row(r)) for t, r in pairs]
         return sorted(ranked, key=lambda pair: _trials.rank_key(pair, metric))
-
-
-def _as_config(config: RunConfig | Mapping[str, Any]) -> RunConfig:
-    if isinstance(config, RunConfig):
-        return config
-    try:
-        return parse_config(config, source="trial config")
-    except ConfigError as error:
-        raise StoreError(str(error)) from None
 
 
 __all__ = ["RunStore", "StaleAttemptError", "StoreError", "default_worker"]
