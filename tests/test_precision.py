@@ -133,7 +133,7 @@ def test_a_trial_step_with_activation_checkpointing_trains_the_adapter(
     trainer.train()
     assert trainer.state.global_step == 1
     model = trainer.model
-    assert model.is_gradient_checkpointing
+    assert model.is_activation_checkpointing
     model.train()
     batch = loaded.tokenizer(["2 + 2 = 4", "3 + 5 = 8"], return_tensors="pt", padding=True)
     model(**batch, labels=batch["input_ids"]).loss.backward()
