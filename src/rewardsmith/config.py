@@ -85,6 +85,7 @@ _LATER_FIELDS = (
     ("search", "screening"),
     ("search", "executor"),
     ("search", "ray_address"),
+    ("search", "ray_resources"),
     ("search", "gpus"),
     ("search", "trials_per_gpu"),
     ("search", "cpus_per_trial"),

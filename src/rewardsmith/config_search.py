@@ -173,6 +173,9 @@ class SearchSection(Section):
     # rewardsmith[ray]); ray_address None starts a local Ray, "auto" joins a running cluster.
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
+    # Ray custom resources each trial asks for, e.g. {"a100": 1}: only nodes started with
+    # ``ray start --resources '{"a100": 8}'`` run trials.
+    ray_resources: dict[str, Float] = Field(default_factory=dict)
     # GPU slots: "auto" (every visible GPU), a count, or a list of device ids; each GPU runs
     # trials_per_gpu trials at once (Ray: num_gpus = 1 / trials_per_gpu per trial).
     gpus: Literal["auto"] | Int | list[Int] = "auto"
