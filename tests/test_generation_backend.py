@@ -27,7 +27,6 @@ HAS_VLLM = importlib.util.find_spec("vllm") is not None
         ("auto", NO_GPU, {}, "hf", "no CUDA"),
         ("auto", NO_VLLM, {}, "hf", "not installed"),
         ("auto", GPU, {"gguf": True}, "hf", "GGUF"),
-        ("auto", GPU, {"load_in_4bit": True}, "hf", "4-bit"),
         ("auto", GPU, {"objective": "oreal"}, "hf", "'oreal'"),  # OrealTrainer refuses vLLM
         ("auto", GPU, {"use_cpu": True}, "hf", "no CUDA"),  # use_cpu: true forces the CPU
         ("vllm", GPU, {}, "vllm", "CUDA"),

@@ -8,8 +8,9 @@ the caller logs: a run never silently picks a slower or less precise path.
 Backends (``grpo.generation.backend``, ``eval.backend``): ``hf`` is transformers' ``generate``;
 ``vllm`` is a vLLM engine (TRL's ``use_vllm`` for GRPO, :mod:`rewardsmith.evaluation_vllm` for
 evaluation); ``auto`` picks vLLM only where it can run: a CUDA device, an importable vLLM in the
-range TRL supports, a model that is not a GGUF file nor loaded in 4-bit, and an objective whose
-loss applies TRL's correction for vLLM's sampling (GRPO does; OREAL refuses vLLM).
+range TRL supports, a model that is not a GGUF file, and an objective whose loss applies TRL's
+correction for vLLM's sampling (GRPO does; OREAL refuses vLLM). A 4-bit base
+(``model.load_in_4bit``) runs in vLLM as bitsandbytes-quantised weights (TRL detects it).
 
 Precision (``model.dtype``, ``grpo.bf16``): ``bfloat16`` trains in bf16 autocast (needs a GPU with
 bf16), ``float16`` in fp16 autocast with loss scaling (transformers' GradScaler; CUDA only),
@@ -88,7 +89,6 @@ def resolve_backend(
     *,
     field: str,
     gguf: bool = False,
-    load_in_4bit: bool = False,
     objective: str = "grpo",
     use_cpu: bool = False,
 ) -> Choice:
@@ -106,7 +106,6 @@ def resolve_backend(
         (use_cpu or not facts.cuda, "no CUDA device (vLLM runs on GPUs only)"),
         (facts.vllm_missing is not None, facts.vllm_missing),
         (gguf, "the model is a GGUF file (vLLM's GGUF loader cannot take LoRA weight updates)"),
-        (load_in_4bit, "model.load_in_4bit: the 4-bit base cannot be synced into a vLLM engine"),
         (objective not in VLLM_OBJECTIVES, f"objective {objective!r} does not support vLLM"),
     ]
     reason = next((why for blocked, why in blockers if blocked), None)

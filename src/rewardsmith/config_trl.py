@@ -131,7 +131,6 @@ def generation_kwargs(cfg: RunConfig, facts: Facts, *, use_cpu: bool) -> dict[st
         facts,
         field="grpo.generation.backend",
         gguf=cfg.model.spec.endswith(".gguf"),
-        load_in_4bit=cfg.model.load_in_4bit,
         objective=cfg.grpo.objective,
         use_cpu=use_cpu,
     )

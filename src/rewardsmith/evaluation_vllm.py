@@ -36,7 +36,7 @@ _VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 @dataclass
 class _Engine:
-    key: tuple[str, str, int]
+    key: tuple[str, str, int, str | None]
     max_model_len: int
     llm: Any
 
@@ -68,12 +68,18 @@ def lora_rank(adapter: str | Path | None) -> int:
 
 
 def engine_for(
-    model_path: str, *, dtype: str, max_lora_rank: int, max_model_len: int, memory: float
+    model_path: str,
+    *,
+    dtype: str,
+    max_lora_rank: int,
+    max_model_len: int,
+    memory: float,
+    quantization: str | None = None,
 ) -> Any:
     """This process's vLLM engine for ``model_path``, built on first use and rebuilt only when
-    the model, dtype or LoRA rank changes or a longer context is needed."""
+    the model, dtype, quantization or LoRA rank changes or a longer context is needed."""
     global _ENGINE
-    key = (model_path, dtype, max_lora_rank)
+    key = (model_path, dtype, max_lora_rank, quantization)
     if _ENGINE is not None and _ENGINE.key == key and _ENGINE.max_model_len >= max_model_len:
         return _ENGINE.llm
     close_engine()
@@ -90,6 +96,7 @@ def engine_for(
         max_loras=1,
         max_model_len=max_model_len,
         gpu_memory_utilization=memory,
+        quantization=quantization,
         seed=0,
     )
     _ENGINE = _Engine(key=key, max_model_len=max_model_len, llm=llm)
@@ -133,12 +140,15 @@ def evaluate_vllm(
     max_new_tokens: int = 256,
     mode: ExtractionMode = "paper",
     dtype: str = "auto",
+    quantization: str | None = None,
     gpu_memory_utilization: float = 0.5,
 ) -> EvalResult:
     """Greedy evaluation of ``model_spec`` (plus ``adapter``, a LoRA directory) with vLLM.
 
     A policy saved whole (a directory with ``config.json``, after SFT stages) is passed as
-    ``model_spec`` with no adapter. Raises :class:`ConfigError` when vLLM cannot run here.
+    ``model_spec`` with no adapter. ``quantization="bitsandbytes"`` serves a base trained in
+    4-bit (``model.load_in_4bit``) quantised the same way. Raises :class:`ConfigError` when
+    vLLM cannot run here.
     """
     from rewardsmith.models import load_tokenizer, resolve_model_path
 
@@ -158,6 +168,7 @@ def evaluate_vllm(
         max_lora_rank=lora_rank(adapter),
         max_model_len=longest + max_new_tokens,
         memory=gpu_memory_utilization,
+        quantization=quantization,
     )
     responses = _generate(llm, tokenizer, prompts, adapter, max_new_tokens)
     golds = [str(ex["answer"]) for ex in examples]

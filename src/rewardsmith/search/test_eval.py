@@ -44,7 +44,6 @@ def _evaluate_policy(cfg: Any, saved: str | None, task: Any, split: str) -> Any:
         probe_facts(),
         field="eval.backend",
         gguf=cfg.model.spec.endswith(".gguf"),
-        load_in_4bit=cfg.model.load_in_4bit,
     )
     log.info("test evaluation: %s", choice.reason)
     if choice.value == "vllm":
@@ -59,6 +58,7 @@ def _evaluate_policy(cfg: Any, saved: str | None, task: Any, split: str) -> Any:
             max_new_tokens=cfg.eval.max_new_tokens,
             mode=cfg.eval.extraction,
             dtype=cfg.model.dtype,
+            quantization="bitsandbytes" if cfg.model.load_in_4bit and not whole else None,
             gpu_memory_utilization=cfg.eval.gpu_memory_utilization,
         )
     loaded = load_policy(cfg.model.spec, saved)

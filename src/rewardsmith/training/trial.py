@@ -331,6 +331,7 @@ def run_trial(
             examples,
             task.prompt,
             dtype=policy_dtype(grpo_args),
+            quantization="bitsandbytes" if init_kwargs.get("load_in_4bit") else None,
             max_new_tokens=eval_max_new_tokens,
             mode=extraction,
             memory=eval_gpu_memory,
@@ -356,13 +357,11 @@ def _eval_backend(setting: str, model_spec: str, grpo_args: dict[str, Any]) -> s
     """``hf`` or ``vllm`` for the trial's evaluation (logged with the reason)."""
     from rewardsmith.backends import probe_facts, resolve_backend
 
-    init = grpo_args.get("model_init_kwargs") or {}
     choice = resolve_backend(
         setting,
         probe_facts(),
         field="eval.backend",
         gguf=model_spec.endswith(".gguf"),
-        load_in_4bit=bool(init.get("load_in_4bit")),
         use_cpu=bool(grpo_args.get("use_cpu")),
     )
     log.info("evaluation: %s", choice.reason)
@@ -388,6 +387,7 @@ def _evaluate_vllm(
         max_new_tokens=settings["max_new_tokens"],
         mode=settings["mode"],
         dtype=settings["dtype"],
+        quantization=None if whole else settings["quantization"],
         gpu_memory_utilization=settings["memory"],
     )
 
