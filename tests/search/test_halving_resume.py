@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from rewardsmith.search.halving import Ladder
+from rewardsmith.search.loop import Search
 from rewardsmith.search.ranking import trial_rung
 from rewardsmith.store import RunStore, TrialState
 from tests.search.test_ensembles import _by_name, _run
@@ -22,6 +23,7 @@ SEARCH = """
 import sys, time
 from pathlib import Path
 from rewardsmith.search.halving import Ladder
+from rewardsmith.search.loop import Search
 from rewardsmith.store import RunStore
 from tests.search.test_halving import SCORES, Instant
 
@@ -114,3 +116,12 @@ def test_a_search_in_halving_mode(tmp_path: Path) -> None:
     # the top-1 ensemble is the best at the highest rung reached
     (ensemble,) = store.trials(kind="ensemble")
     assert ensemble.candidates == ("r1_4",)
+    # only a top single's full-budget runs are evaluated on test, not its partial rungs
+    asked: list[int] = []
+
+    class Evaluates:
+        def evaluate(self, store, trial_ids, split, done) -> None:
+            asked.extend(trial_ids)
+
+    Search(store, None, Evaluates(), None).evaluate_finalists(["r1_4"])
+    assert rungs["r1_4", 1].id in asked and rungs["r1_4", 0].id not in asked

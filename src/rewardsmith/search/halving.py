@@ -60,6 +60,17 @@ def promote(ranked: Sequence[RankedCandidate], n: int, eta: int) -> list[str]:
     return complete[: places(n, eta)]
 
 
+def at_full_budget(trial: Any) -> bool:
+    """True unless ``trial`` is a halving rung below the full budget (a partial run).
+
+    >>> from types import SimpleNamespace as T
+    >>> at_full_budget(T(attrs={})), at_full_budget(T(attrs=rung_attrs(0, 3, 9, None)))
+    (True, False)
+    """
+    steps, budget = trial.attrs.get("rung_steps"), trial.attrs.get("budget")
+    return not isinstance(steps, int) or not isinstance(budget, int) or steps >= budget
+
+
 def rung_attrs(rung: int, steps: int, budget: int, continues: int | None) -> dict[str, Any]:
     """The attributes of a halving rung trial."""
     return {"rung": rung, "rung_steps": steps, "budget": budget, "continues": continues}

@@ -29,7 +29,7 @@ from rewardsmith.execution import Executor
 from rewardsmith.generators.base import Generator, RoundContext
 from rewardsmith.search.baseline import BASELINE_KIND
 from rewardsmith.search.feedback import SCREEN_KINDS, build_rejections, build_summary
-from rewardsmith.search.halving import Ladder
+from rewardsmith.search.halving import Ladder, at_full_budget
 from rewardsmith.search.ranking import rank_candidates, trial_rung
 from rewardsmith.store import RunStore, TrialState
 
@@ -330,7 +330,12 @@ class Search:
             t
             for t in self.store.trials(state="COMPLETE")
             if t.kind in ("baseline", "control", "ensemble", "final")
-            or (t.kind in SCREEN_KINDS and len(t.candidates) == 1 and t.candidates[0] in top_single)
+            or (
+                t.kind in SCREEN_KINDS
+                and len(t.candidates) == 1
+                and t.candidates[0] in top_single
+                and at_full_budget(t)  # not a halving rung's partial run
+            )
         ]
         todo = {t.id: t for t in finalists if self.store.evaluation(t.id, "test") is None}
         if not todo:
