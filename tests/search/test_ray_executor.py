@@ -1,9 +1,11 @@
 """The Ray executor on a local Ray (CPU, the tiny model): two trials, the Ray worker of one killed
 mid-training, which is retried as a new attempt and completes; then a finalist evaluation as a
-Ray task. Ray starts once for the module (a few seconds on two cores)."""
+Ray task; and Ctrl-C mid-training, which cancels the task and leaves the trial PENDING. Ray
+starts once for the module (a few seconds on two cores)."""
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import signal
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rewardsmith.config import RunConfig, parse_config
+from rewardsmith.execution_runs import process_start
 from rewardsmith.store import RunStore, TrialState
 from rewardsmith.training.worker import progress_path
 from tests.training.conftest import tiny_config
@@ -99,4 +102,39 @@ def test_trials_survive_a_killed_ray_worker(executor: RayExecutor, tmp_path: Pat
     executor.evaluate(store, [first], "test", done.append)
     assert done == [first]
     assert store.evaluation(first, "test") is not None
+    store.close()
+
+
+def test_ctrl_c_cancels_the_tasks_and_leaves_the_trials_resumable(
+    executor: RayExecutor, tmp_path: Path
+) -> None:
+    store = RunStore.create(tmp_path / "run", _cfg())
+    trial_id = store.enqueue_trial("baseline", seed=0)
+    workers: list[int] = []
+
+    def interrupt_once_training() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            trial = store.trial(trial_id)
+            if trial.worker_pid is not None and progress_path(store.run_dir, trial_id).exists():
+                workers.append(trial.worker_pid)
+                _thread.interrupt_main()  # what Ctrl-C does to the search
+                return
+            time.sleep(0.2)
+
+    interrupter = threading.Thread(target=interrupt_once_training)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executor.run(store, [trial_id])
+    finally:
+        interrupter.join()
+
+    trial = store.trial(trial_id)
+    assert trial.state == TrialState.PENDING and trial.attempt_token is None  # resumable
+    deadline = time.monotonic() + 30  # the cancelled Ray worker takes the trial worker with it
+    while process_start(workers[0]) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process_start(workers[0]) is None
+    assert not (store.logs_dir / "worker-failures.jsonl").exists()  # not counted as a death
     store.close()
