@@ -127,4 +127,6 @@ def test_worker_processes_continue_a_rung(tiny_model_dir: Path, tmp_path: Path) 
         # it went on from step 2 to the budget, and counts only the 2 steps it added
         assert progress_path(store.run_dir, second).read_text().split() == [str(BUDGET)] * 2
         assert store.result(second).curves[COMPUTE_KEY]["steps"] == 2
+        # its curves cover the whole run: the first rung's steps, then its own
+        assert [p[0] for p in store.result(second).curves["reward"]] == [1, 2, 3, 4]
         assert not (Path(store.result(second).adapter_path) / RESUME_DIR).exists()

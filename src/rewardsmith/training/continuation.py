@@ -63,6 +63,26 @@ class Continuation:
     max_steps: int
     stop_at: int | None = None
     resume_from: str | None = None
+    #: the continued trial's training curves (its steps come before this trial's)
+    curves: dict[str, Any] | None = None
+
+    def whole_curves(self, own: dict[str, Any]) -> dict[str, Any]:
+        """``own`` curves preceded by the continued run's, so that a continued trial's curves
+        cover the whole run, like an uninterrupted one's. Entries named ``_...`` (records,
+        not curves) are not carried over.
+
+        >>> Continuation(4, curves={"loss": [[1, 0.5], [2, 0.4]], "_timings": {}}).whole_curves(
+        ...     {"loss": [(3, 0.3), (4, 0.2)]})
+        {'loss': [[1, 0.5], [2, 0.4], (3, 0.3), (4, 0.2)]}
+        """
+        out = dict(own)
+        for name, points in (self.curves or {}).items():
+            if name.startswith("_") or not isinstance(points, list):
+                continue
+            first = min((p[0] for p in own.get(name, [])), default=None)
+            before = [p for p in points if first is None or p[0] < first]
+            out[name] = before + list(own.get(name, []))
+        return out
 
 
 def plan(store: Any, trial: Any, steps: int) -> Continuation:
@@ -87,4 +107,4 @@ def plan(store: Any, trial: Any, steps: int) -> Continuation:
     if not checkpoint.is_dir():
         raise RuntimeError(f"trial {trial.id}: no checkpoint of trial {continues} at {checkpoint}")
     log.info("trial %d continues trial %d from %s", trial.id, continues, checkpoint)
-    return Continuation(budget, stop_at, str(checkpoint))
+    return Continuation(budget, stop_at, str(checkpoint), dict(result.curves or {}))

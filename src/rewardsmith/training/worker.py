@@ -147,6 +147,7 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         stop_at=run.stop_at,
         resume_from=run.resume_from,
     )
+    outcome.curves = run.whole_curves(outcome.curves)
     _record(store, trial, outcome, split)
     return outcome
 
