@@ -23,18 +23,22 @@ its full order and the reference's (scipy); and the trials' summed wall time. Th
 selects at least as many of the reference top-3 as the paper protocol with at most 50% of its
 steps. Run directories are kept under ``--out-dir``; running again with the same options resumes.
 
-    .venv/bin/python bench/screening_efficiency.py [--pool 12] [--steps 27] [--repeats 3] \
-        [--eval-limit 100] [--preset default] [--parallel 2]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/screening_efficiency.py [--pool 12] [--steps 27] \
+        [--repeats 3] [--eval-limit 100] [--preset default] [--parallel 2]
 
 A check of the plumbing at a tiny size (the tiny model learns nothing; minutes):
 
     .venv/bin/python bench/screening_efficiency.py --pool 4 --steps 4 --repeats 1 --preset tiny \
         --eval-limit 8 --out-dir runs/bench-screening-tiny
 
-Defaults: 12 candidates, 27 steps (halving's default eta 3 gives rungs of 3, 9 and 27 steps), 100
-validation questions, procedure seeds 1..3, two trials at a time: 36 reference trials, about 17
-halving trials and one baseline per seed. Not measured yet at these defaults; the estimate from
-bench/search_vs_random.py's trial times is about 30 minutes on the 2-core machine.
+Defaults (the size chosen for the 2-core machine): 12 candidates, a 27-step budget, 100
+validation questions, procedure seeds 1..3, two trials at a time. Halving's defaults (eta 3, three
+rungs) then train rungs of 3, 9 and 27 steps for 12, 4 and 2 candidates: 18 trials and 96 GRPO
+steps per procedure seed against the paper protocol's 12 trials and 324 steps (0.30 of them);
+with the reference's 36 trials and one screening baseline per seed, 93 trials in all. Not yet
+measured at these defaults: at bench/search_vs_random.py's rate (~40 s per 20-step trial on
+this machine) it should take about 30-40 minutes; lower ``--eval-limit`` (60) or ``--steps`` (18:
+rungs of 2, 6 and 18) if it runs long.
 """
 
 from __future__ import annotations
