@@ -21,6 +21,10 @@ A check of the plumbing at a tiny size (a few minutes):
     .venv/bin/python bench/executor_scaling.py --trials 2 --steps 2 --eval-limit 8 \
         --model embedded:tiny --out-dir runs/bench-executor-tiny
 
+Checked at that tiny size (2 trials, 2026-12-02, the 2-core machine shared with other jobs, so
+the figures are noisy: local 1 was slowed by them): local 1 225.9 s, local 2 69.8 s, Ray 2 71.5 s
+(+ 22.7 s starting Ray); Ray 2 / local 2 = 0.975x.
+
 Defaults: 8 trials x 3 variants; from bench/search_vs_random.py's trial times at the same steps
 and questions (about 38 s a trial), about 15 minutes on the 2-core machine. Not measured yet at
 these defaults. Each run starts afresh (the variant's run directory is replaced).
