@@ -185,3 +185,24 @@ def test_store_rungs_and_compute_reach_the_report(tmp_path) -> None:
         [ids[1]],
         None,
     )
+
+
+def test_cli_table_gives_the_extra_seeds_without_the_selected_run(tmp_path) -> None:
+    from rewardsmith.cli._render import final_table
+    from rewardsmith.config import parse_config
+    from rewardsmith.rewards.candidate import Candidate
+    from rewardsmith.store import RunStore, TrialResult
+
+    with RunStore.create(tmp_path / "run", parse_config({"name": "seeds"})) as store:
+        code = "def a(prompts, completions, **kw):\n    return []\n"
+        store.add_candidate(Candidate("a", code, "about a", 1, "offline"))
+        for kind, seed, test in (("ensemble", 1, (1, 1, 1, 1)), ("final", 2, (1, 0, 0, 0)),
+                                 ("final", 3, (1, 1, 0, 0))):  # fmt: skip
+            trial_id = store.enqueue_trial(kind, ["a"], seed=seed)
+            store.claim_trial(trial_id)
+            store.complete_trial(trial_id, TrialResult({"accuracy": 0.5}, (1, 0)))
+            store.add_evaluation(trial_id, "test", {"accuracy": sum(test) / 4, "f1": 0.5}, test)
+        caption = final_table(store).caption
+
+    assert "best ensemble over seeds: accuracy 0.583 +- 0.382" in caption  # 1.0, 0.25, 0.5
+    assert "without the selected run (biased upward): accuracy 0.375 +- 0.177" in caption
