@@ -256,6 +256,7 @@ DIFFERENCES = [
     ("search.generator", "offline", "llm"),
     ("search.fixed_examples", False, True),
     ("search.replace_failed", False, True),
+    ("search.screening.rank_by", "paired", "metric"),
 ]
 
 
@@ -264,8 +265,9 @@ def test_each_difference_from_the_paper_is_a_documented_switch(path, default, pa
     from rewardsmith.config import parse_config
 
     def value(cfg, dotted: str):
-        section, name = dotted.split(".")
-        return getattr(getattr(cfg, section), name)
+        for name in dotted.split("."):
+            cfg = getattr(cfg, name)
+        return cfg
 
     assert value(parse_config({}), path) == default
     assert value(PAPER, path) == paper
