@@ -129,3 +129,16 @@ def test_help_lists_commands() -> None:
     assert res.returncode == 0
     for command in ("demo", "bootstrap-model", "eval", "score", "validate", "generate"):
         assert command in res.stdout
+
+
+def test_bootstrap_model_shows_progress_in_a_pipe(tmp_path: Path, monkeypatch) -> None:
+    """Piped (CI log, `| tee`), a model build prints plain progress lines: it never looks hung."""
+    monkeypatch.setenv("REWARDSMITH_CACHE", str(tmp_path / "cache"))
+    res = run_cli("bootstrap-model", "--preset", "tiny", "--eval-limit", "4")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert any(line.startswith("training the embedded model (tiny) with SFT...") for line in lines)
+    steps = [line for line in lines if "with SFT: step " in line]
+    assert steps, res.stdout
+    done, total = steps[-1].rsplit("step ", 1)[1].split("/")
+    assert done == total  # the last step is always reported

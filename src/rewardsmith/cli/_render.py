@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,36 @@ def bar_progress(console: Console, unit: str = "") -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+class PipeTicker:
+    """Plain progress lines for a pipe or a CI log, where a live display prints nothing: one
+    line per key when it starts, then at most one every ``every_s`` seconds, and at the end."""
+
+    def __init__(self, console: Console, every_s: float = 15.0) -> None:
+        self.console, self.every_s = console, every_s
+        self._last: dict[Any, float] = {}
+
+    def __call__(self, key: Any, text: str, step: int, total: int) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s and step < total:
+            return
+        self._last[key] = now
+        self.console.print(f"{text}: step {step}/{total}", highlight=False)
+
+
+@contextmanager
+def step_status(console: Console, text: str) -> Iterator[Callable[[int, int], None]]:
+    """``report(step, total)`` for a long loop: a live status line in a terminal, plain lines
+    (every 15 s at most) in a pipe, so that a long build never looks like a hang."""
+    if not console.is_terminal:
+        ticker = PipeTicker(console)
+        console.print(f"{text}...", highlight=False)
+        yield lambda step, total: ticker(None, text, step, total)
+        return
+    with console.status(f"{text}...") as status:
+        yield lambda step, total: status.update(f"{text}: step {step}/{total}")
 
 
 @contextmanager

@@ -151,15 +151,11 @@ def bootstrap_model_command(
         get_preset,
     )
     from rewardsmith.cli import console
-    from rewardsmith.cli._render import metrics_table
+    from rewardsmith.cli._render import metrics_table, step_status
 
     cfg = get_preset(preset)
     if force or not (embedded_model_dir(cfg) / "bootstrap.json").is_file():
-        with console.status(f"training the embedded model ({preset}) with SFTTrainer...") as status:
-
-            def report(step: int, max_steps: int) -> None:
-                status.update(f"training the embedded model ({preset}): step {step}/{max_steps}")
-
+        with step_status(console, f"training the embedded model ({preset}) with SFT") as report:
             info = build_embedded_model(cfg, progress=report)
         console.print(
             f"built in {info['seconds']}s: {info['parameters']:,} parameters, "

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from rewardsmith.cli._render import PipeTicker
 from rewardsmith.errors import RewardsmithError
 
 
@@ -35,6 +36,7 @@ class LiveObserver:
             console=console,
         )
         self._tasks: dict[int, Any] = {}
+        self.ticker = PipeTicker(console)
         self._best: float | None = None
         # A terminal gets the live display; a pipe or CI log gets plain lines as things happen.
         self.live: Any = (
@@ -58,6 +60,8 @@ class LiveObserver:
             self.bars.update(
                 self._tasks[trial_id], completed=step, total=max_steps, status="training"
             )
+            if not self.console.is_terminal:  # a pipe: a plain line now and then
+                self.ticker(trial_id, f"trial #{trial_id}", step, max_steps)
 
     def trial_done(self, trial: Any, result: Any) -> None:
         task = self._tasks.pop(trial.id, None)
@@ -241,15 +245,11 @@ def demo_command(
     embedded model and the offline generator. No GPU, no API key, no network."""
     from rewardsmith.bootstrap import ensure_embedded_model
     from rewardsmith.cli import console
+    from rewardsmith.cli._render import step_status
     from rewardsmith.recipes import recipe_path
 
-    with console.status("embedded model: checking the cache...") as status:
-
-        def report(step: int, max_steps: int) -> None:
-            status.update(
-                f"building the embedded model (first run only): SFT step {step}/{max_steps}"
-            )
-
+    text = "embedded model (built with SFT on first use, then cached)"
+    with step_status(console, text) as report:
         path = ensure_embedded_model("default", progress=report)
     console.print(f"embedded model: {path}")
     search_command(config=recipe_path("demo"), run_dir=run_dir, resume=None)
