@@ -30,25 +30,33 @@ jobs (:meth:`LocalProcessExecutor.evaluate`: the finalists on test) run the same
 For ``--resume``, :func:`end_stray_workers` ends workers of an earlier run that are still alive
 and :func:`hold_run` keeps two searches off one run directory (both in
 :mod:`rewardsmith.execution_runs`). A distributed executor (Ray, a job queue) implements the
-same protocol against the same store.
+same protocol against the same store; the attempt and retry policy above (what to claim, when to
+release, count or fail) is shared with it in :mod:`rewardsmith.execution_policy`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 from typing import IO, TYPE_CHECKING, Protocol
 
+from rewardsmith import execution_policy as policy
 from rewardsmith.execution_gpu import describe_slot, gpu_slots, worker_env
+from rewardsmith.execution_policy import (
+    EVAL_WORKER,
+    FAILURES_FILE,
+    TRIAL_WORKER,
+    DoneFn,
+    Launch,
+    ProgressFn,
+)
 from rewardsmith.execution_runs import (
     LOCK_FILE,
     RunInUseError,
@@ -58,7 +66,7 @@ from rewardsmith.execution_runs import (
     kill_group,
     process_start,
 )
-from rewardsmith.store import RunStore, TrialState
+from rewardsmith.store import RunStore
 from rewardsmith.store.run_store import StaleAttemptError
 
 if TYPE_CHECKING:
@@ -67,6 +75,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "FAILURES_FILE",
     "LOCK_FILE",
     "Executor",
     "LocalProcessExecutor",
@@ -79,13 +88,6 @@ __all__ = [
     "process_start",
 ]
 
-#: ``on_progress(trial_id, step, max_steps)``
-ProgressFn = Callable[[int, int, int], None]
-#: Under ``logs/``: one JSON line per worker that ended without an outcome.
-FAILURES_FILE = "worker-failures.jsonl"
-TRIAL_WORKER = "rewardsmith.training.worker"
-EVAL_WORKER = "rewardsmith.training.eval_worker"
-
 
 class Executor(Protocol):
     """Runs stored trials to a final state (COMPLETE or FAILED), and evaluates finished ones."""
@@ -95,11 +97,7 @@ class Executor(Protocol):
     ) -> None: ...
 
     def evaluate(
-        self,
-        store: RunStore,
-        trial_ids: Sequence[int],
-        split: str,
-        on_done: Callable[[int], None] | None = None,
+        self, store: RunStore, trial_ids: Sequence[int], split: str, on_done: DoneFn | None = None
     ) -> None:
         """Evaluate each COMPLETE trial's recorded policy on ``split`` and store the evaluation
         (as :func:`rewardsmith.search.test_eval.evaluate_trial` does; a stored one is kept);
@@ -156,51 +154,28 @@ class LocalProcessExecutor:
         self.worker_module = worker_module
         self.eval_module = eval_module
 
-    # ------------------------------------------------------------ trials
+    # ------------------------------------------------------------ trials and evaluations
 
     def run(
         self, store: RunStore, trial_ids: Sequence[int], on_progress: ProgressFn | None = None
     ) -> None:
         """Run the PENDING trials among ``trial_ids`` to a final state (see the module doc)."""
-        from rewardsmith.training.worker import progress_path
-
-        def tick(job: _Job) -> None:
-            if on_progress is not None:
-                _report(progress_path(store.run_dir, job.trial_id), job.trial_id, on_progress)
-
-        queue = [t for t in trial_ids if store.trial(t).state == TrialState.PENDING]
         self._drive(
             store,
-            queue,
+            policy.trials_to_run(store, trial_ids),
             lambda trial_id, slot: self._start_trial(store, trial_id, slot),
-            lambda job: self._settle_trial(store, job),
-            tick,
+            lambda job: policy.settle_trial(
+                store, job.trial_id, job.token, _exit(job), self.max_attempts
+            ),
+            policy.progress_ticker(store, on_progress),
         )
 
     def _start_trial(self, store: RunStore, trial_id: int, slot: int) -> _Job | None:
         """Claim ``trial_id`` and start its worker; None when there is nothing to run."""
-        from rewardsmith.training.worker import progress_path
-
-        failures = _Failures(store)
-        deaths = failures.count(f"trial-{trial_id}")
-        if deaths >= self.max_attempts:  # e.g. the search died before it could record FAILED
-            reason = f"{deaths} worker(s) died without an outcome: {failures.last(trial_id)}"
-            _fail(store, trial_id, reason, None)
+        submit = partial(self._spawn, self.worker_module, slot)
+        job = policy.start_trial(store, trial_id, self.max_attempts, submit)
+        if job is None or job.token is None:
             return None
-        trial = store.claim_trial(trial_id)
-        if trial is None or trial.attempt_token is None:
-            log.warning("trial %d is no longer PENDING; not starting it", trial_id)
-            return None
-        progress_path(store.run_dir, trial_id).unlink(missing_ok=True)  # an earlier attempt's
-        args = [str(store.run_dir), str(trial_id), "--token", trial.attempt_token]
-        where = f"trial {trial_id} attempt {trial.attempts}"
-        try:
-            log_path = store.logs_dir / f"trial-{trial_id}.log"
-            job = self._spawn(self.worker_module, args, log_path, slot, where, trial_id)
-        except BaseException:
-            store.release_attempt(trial_id, trial.attempt_token)
-            raise
-        job.token = trial.attempt_token
         try:
             store.record_worker(
                 trial_id, job.token, pid=job.process.pid, start=process_start(job.process.pid)
@@ -211,86 +186,22 @@ class LocalProcessExecutor:
             return None
         return job
 
-    def _settle_trial(self, store: RunStore, job: _Job) -> bool:
-        """After a trial worker exits: True when the trial needs nothing more from this executor
-        (it is final, or another attempt owns it), False when it was released for a retry."""
-        trial = store.trial(job.trial_id)
-        if trial.state in (TrialState.COMPLETE, TrialState.FAILED):
-            return True
-        if trial.attempt_token != job.token:
-            log.warning("trial %d: its attempt was taken over; leaving it", job.trial_id)
-            return True
-        status = _describe_exit(job.process.returncode)
-        deaths = _Failures(store).add(f"trial-{job.trial_id}", f"attempt {trial.attempts} {status}")
-        if deaths >= self.max_attempts:
-            _fail(store, job.trial_id, f"worker died {status} on {deaths} attempt(s)", job.token)
-            return True
-        log.warning("trial %d: worker died %s; retrying", job.trial_id, status)
-        return not store.release_attempt(job.trial_id, job.token)
-
-    # ------------------------------------------------------------ evaluations
-
     def evaluate(
-        self,
-        store: RunStore,
-        trial_ids: Sequence[int],
-        split: str,
-        on_done: Callable[[int], None] | None = None,
+        self, store: RunStore, trial_ids: Sequence[int], split: str, on_done: DoneFn | None = None
     ) -> None:
         """Evaluate the trials among ``trial_ids`` not yet evaluated on ``split``, one worker
         process each (see :class:`Executor`)."""
-        queue = []
-        for trial_id in trial_ids:
-            if store.trial(trial_id).state != TrialState.COMPLETE:
-                log.warning("trial %d is not COMPLETE: nothing to evaluate", trial_id)
-            elif store.evaluation(trial_id, split) is None:
-                queue.append(trial_id)
+        max_attempts = self.max_attempts
         self._drive(
             store,
-            queue,
-            lambda trial_id, slot: self._start_eval(store, trial_id, split, slot),
-            lambda job: self._settle_eval(store, job, split, on_done),
+            policy.evaluations_to_run(store, trial_ids, split),
+            lambda trial_id, slot: policy.start_eval(
+                store, trial_id, split, max_attempts, partial(self._spawn, self.eval_module, slot)
+            ),
+            lambda job: policy.settle_eval(
+                store, job.trial_id, split, _exit(job), max_attempts, on_done
+            ),
         )
-
-    def _start_eval(self, store: RunStore, trial_id: int, split: str, slot: int) -> _Job | None:
-        failures = _Failures(store).count(f"eval-{trial_id}-{split}")
-        if failures >= self.max_attempts:
-            log.error(
-                "trial %d: evaluation on %s failed %d time(s) already; not retried (see %s)",
-                trial_id,
-                split,
-                failures,
-                store.logs_dir / f"eval-{trial_id}-{split}.log",
-            )
-            return None
-        args = [str(store.run_dir), str(trial_id), split]
-        log_path = store.logs_dir / f"eval-{trial_id}-{split}.log"
-        where = f"trial {trial_id} evaluation on {split}"
-        return self._spawn(self.eval_module, args, log_path, slot, where, trial_id)
-
-    def _settle_eval(
-        self, store: RunStore, job: _Job, split: str, on_done: Callable[[int], None] | None
-    ) -> bool:
-        """After an eval worker exits: True when done with it (stored, or given up)."""
-        if store.evaluation(job.trial_id, split) is not None:
-            if on_done is not None:
-                on_done(job.trial_id)
-            return True
-        status = _describe_exit(job.process.returncode)
-        failures = _Failures(store).add(f"eval-{job.trial_id}-{split}", f"worker {status}")
-        log_path = store.logs_dir / f"eval-{job.trial_id}-{split}.log"
-        if failures >= self.max_attempts:
-            log.error(
-                "trial %d: evaluation on %s failed %s on %d attempt(s); giving up (see %s)",
-                job.trial_id,
-                split,
-                status,
-                failures,
-                log_path,
-            )
-            return True
-        log.warning("trial %d: evaluation on %s failed %s; retrying", job.trial_id, split, status)
-        return False
 
     # ------------------------------------------------------------ workers and slots
 
@@ -300,7 +211,7 @@ class LocalProcessExecutor:
         queue: list[int],
         start: Callable[[int, int], _Job | None],
         settle: Callable[[_Job], bool],
-        tick: Callable[[_Job], None] | None = None,
+        tick: Callable[[int], None] | None = None,
     ) -> None:
         """Start queued jobs in free slots until every job is settled; on any error or Ctrl-C
         kill the running workers (releasing their trial attempts) and re-raise."""
@@ -314,7 +225,7 @@ class LocalProcessExecutor:
                 time.sleep(self.poll_s)
                 for job in list(running):
                     if tick is not None:
-                        tick(job)
+                        tick(job.trial_id)
                     if job.process.poll() is None:
                         continue
                     running.remove(job)
@@ -332,17 +243,16 @@ class LocalProcessExecutor:
         free = [i for i in range(len(self.slots)) if i not in taken]
         return min(free, key=lambda i: (load[self.slots[i]], i))
 
-    def _spawn(
-        self, module: str, args: list[str], log_path: Path, slot: int, where: str, trial_id: int
-    ) -> _Job:
-        """Start ``python -m module args --parent-pid <us>`` in ``slot``, logging to
-        ``log_path``."""
+    def _spawn(self, module: str, slot: int, launch: Launch) -> _Job:
+        """Start ``python -m module args --parent-pid <us>`` in ``slot``, logging to the
+        launch's log (a :data:`~rewardsmith.execution_policy.Submit` once given ``module`` and
+        ``slot``)."""
         device = describe_slot(self.slots[slot])
-        log.info("%s: starting on %s", where, device)
-        log_file = log_path.open("ab")
-        log_file.write(f"==> {where} on {device}\n".encode())
+        log.info("%s: starting on %s", launch.where, device)
+        log_file = launch.log_path.open("ab")
+        log_file.write(f"==> {launch.where} on {device}\n".encode())
         log_file.flush()
-        cmd = [sys.executable, "-m", module, *args, "--parent-pid", str(os.getpid())]
+        cmd = [sys.executable, "-m", module, *launch.args, "--parent-pid", str(os.getpid())]
         env = worker_env(self.slots[slot], len(self.slots))
         try:
             process = subprocess.Popen(
@@ -351,7 +261,7 @@ class LocalProcessExecutor:
         except BaseException:
             log_file.close()
             raise
-        return _Job(trial_id, process, log_file, slot)
+        return _Job(launch.trial_id, process, log_file, slot, launch.token)
 
     def _abort(self, store: RunStore, running: list[_Job]) -> None:
         """Kill running workers and release their trial attempts (Ctrl-C, errors)."""
@@ -362,70 +272,5 @@ class LocalProcessExecutor:
                 store.release_attempt(job.trial_id, job.token)
 
 
-class _Failures:
-    """Workers that ended without an outcome, per job (``trial-<id>``, ``eval-<id>-<split>``),
-    kept in ``logs/worker-failures.jsonl`` so that the bound on retries outlives the executor
-    (a ``--resume`` does not start the count again)."""
-
-    def __init__(self, store: RunStore) -> None:
-        self.path = store.logs_dir / FAILURES_FILE
-
-    def _entries(self, job: str) -> list[dict]:
-        try:
-            lines = self.path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        entries = []
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a kill: it did not count
-                continue
-            if isinstance(entry, dict) and entry.get("job") == job:
-                entries.append(entry)
-        return entries
-
-    def count(self, job: str) -> int:
-        return len(self._entries(job))
-
-    def last(self, trial_id: int) -> str:
-        entries = self._entries(f"trial-{trial_id}")
-        return entries[-1]["status"] if entries else "unknown"
-
-    def add(self, job: str, status: str) -> int:
-        """Record one more failure of ``job``; return how many it has had."""
-        with self.path.open("a") as out:
-            out.write(json.dumps({"job": job, "status": status, "at": time.time()}) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        return self.count(job)
-
-
-def _fail(store: RunStore, trial_id: int, reason: str, token: str | None) -> None:
-    try:
-        store.fail_trial(trial_id, reason, token=token)
-    except StaleAttemptError:
-        return
-    log.warning("trial %d failed: %s", trial_id, reason)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _report(path: Path, trial_id: int, on_progress: ProgressFn) -> None:
-    try:
-        step, max_steps = (int(x) for x in path.read_text().split())
-    except (OSError, ValueError):
-        return
-    on_progress(trial_id, step, max_steps)
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "(still running)"
-    if code < 0:
-        try:
-            return f"(killed by {signal.Signals(-code).name})"
-        except ValueError:
-            return f"(killed by signal {-code})"
-    return f"(exit code {code})"
+def _exit(job: _Job) -> str:
+    return policy.describe_exit(job.process.returncode)

@@ -43,20 +43,20 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rewardsmith import execution_policy as policy
 from rewardsmith.errors import ConfigError, RewardsmithError
-from rewardsmith.execution import (
+from rewardsmith.execution_policy import (
     EVAL_WORKER,
     TRIAL_WORKER,
+    DoneFn,
+    Launch,
     ProgressFn,
-    _describe_exit,
-    _fail,
-    _Failures,
-    _report,
 )
-from rewardsmith.store import RunStore, TrialState
+from rewardsmith.store import RunStore
 
 if TYPE_CHECKING:
     from rewardsmith.config import RunConfig
@@ -106,7 +106,7 @@ class _Outcome:
         if self.error is not None:
             return self.error
         where = f" on {self.host} (node {self.node_id[:8]})" if self.node_id and self.host else ""
-        return f"{_describe_exit(self.returncode)}{where}"
+        return f"{policy.describe_exit(self.returncode)}{where}"
 
 
 @dataclass
@@ -224,144 +224,51 @@ class RayExecutor:
             log.warning("no Ray node offers %s yet: the trials wait for one", missing)
         return max(1, room)
 
-    # ------------------------------------------------------------ trials
+    # ------------------------------------------------------------ trials and evaluations
 
     def run(
         self, store: RunStore, trial_ids: Sequence[int], on_progress: ProgressFn | None = None
     ) -> None:
         """Run the PENDING trials among ``trial_ids`` to a final state (see the module doc)."""
-        from rewardsmith.training.worker import progress_path
+        submit = partial(self._submit, self.worker_module)
 
-        def tick(task: _Task) -> None:
-            if on_progress is not None:
-                _report(progress_path(store.run_dir, task.trial_id), task.trial_id, on_progress)
+        def settle(task: _Task, outcome: _Outcome) -> bool:
+            place = partial(self._place, task, "trial", outcome)
+            status = outcome.describe()
+            return policy.settle_trial(
+                store, task.trial_id, task.token, status, self.max_attempts, on_outcome=place
+            )
 
-        queue = [t for t in trial_ids if store.trial(t).state == TrialState.PENDING]
         self._drive(
             store,
-            queue,
-            lambda trial_id: self._start_trial(store, trial_id),
-            lambda task, outcome: self._settle_trial(store, task, outcome),
-            tick,
+            policy.trials_to_run(store, trial_ids),
+            lambda trial_id: policy.start_trial(
+                store, trial_id, self.max_attempts, submit, worker="ray"
+            ),
+            settle,
+            policy.progress_ticker(store, on_progress),
         )
-
-    def _start_trial(self, store: RunStore, trial_id: int) -> _Task | None:
-        from rewardsmith.training.worker import progress_path
-
-        failures = _Failures(store)
-        deaths = failures.count(f"trial-{trial_id}")
-        if deaths >= self.max_attempts:  # e.g. the search died before it could record FAILED
-            reason = f"{deaths} worker(s) died without an outcome: {failures.last(trial_id)}"
-            _fail(store, trial_id, reason, None)
-            return None
-        trial = store.claim_trial(trial_id, worker="ray")
-        if trial is None or trial.attempt_token is None:
-            log.warning("trial %d is no longer PENDING; not starting it", trial_id)
-            return None
-        progress_path(store.run_dir, trial_id).unlink(missing_ok=True)  # an earlier attempt's
-        args = [str(store.run_dir), str(trial_id), "--token", trial.attempt_token]
-        try:
-            ref = self._remote.remote(
-                self.worker_module,
-                args,
-                str(store.logs_dir / f"trial-{trial_id}.log"),
-                f"trial {trial_id} attempt {trial.attempts}",
-                self._threads(),
-            )
-        except BaseException:
-            store.release_attempt(trial_id, trial.attempt_token)
-            raise
-        return _Task(trial_id, ref, trial.attempt_token)
-
-    def _settle_trial(self, store: RunStore, task: _Task, outcome: _Outcome) -> bool:
-        """After a trial's task ends: True when the trial needs nothing more from this executor
-        (it is final, or another attempt owns it), False when it was released for a retry."""
-        trial = store.trial(task.trial_id)
-        if trial.state in (TrialState.COMPLETE, TrialState.FAILED):
-            self._place(task, "trial", outcome, "ok")
-            return True
-        if trial.attempt_token != task.token:
-            log.warning("trial %d: its attempt was taken over; leaving it", task.trial_id)
-            return True
-        status = outcome.describe()
-        self._place(task, "trial", outcome, status)
-        deaths = _Failures(store).add(
-            f"trial-{task.trial_id}", f"attempt {trial.attempts} {status}"
-        )
-        if deaths >= self.max_attempts:
-            _fail(store, task.trial_id, f"worker died {status} on {deaths} attempt(s)", task.token)
-            return True
-        log.warning("trial %d: worker died %s; retrying", task.trial_id, status)
-        return not store.release_attempt(task.trial_id, task.token or "")
-
-    # ------------------------------------------------------------ evaluations
 
     def evaluate(
-        self,
-        store: RunStore,
-        trial_ids: Sequence[int],
-        split: str,
-        on_done: Callable[[int], None] | None = None,
+        self, store: RunStore, trial_ids: Sequence[int], split: str, on_done: DoneFn | None = None
     ) -> None:
         """Evaluate the COMPLETE trials among ``trial_ids`` not yet evaluated on ``split``, one
         task each (see :class:`rewardsmith.execution.Executor`)."""
-        queue = []
-        for trial_id in trial_ids:
-            if store.trial(trial_id).state != TrialState.COMPLETE:
-                log.warning("trial %d is not COMPLETE: nothing to evaluate", trial_id)
-            elif store.evaluation(trial_id, split) is None:
-                queue.append(trial_id)
+        submit = partial(self._submit, self.eval_module)
+
+        def settle(task: _Task, outcome: _Outcome) -> bool:
+            place = partial(self._place, task, f"eval:{split}", outcome)
+            status = outcome.describe()
+            return policy.settle_eval(
+                store, task.trial_id, split, status, self.max_attempts, on_done, on_outcome=place
+            )
+
         self._drive(
             store,
-            queue,
-            lambda trial_id: self._start_eval(store, trial_id, split),
-            lambda task, outcome: self._settle_eval(store, task, outcome, split, on_done),
+            policy.evaluations_to_run(store, trial_ids, split),
+            lambda trial_id: policy.start_eval(store, trial_id, split, self.max_attempts, submit),
+            settle,
         )
-
-    def _start_eval(self, store: RunStore, trial_id: int, split: str) -> _Task | None:
-        log_path = store.logs_dir / f"eval-{trial_id}-{split}.log"
-        failures = _Failures(store).count(f"eval-{trial_id}-{split}")
-        if failures >= self.max_attempts:
-            log.error(
-                "trial %d: evaluation on %s failed %d time(s) already; not retried (see %s)",
-                *(trial_id, split, failures, log_path),
-            )
-            return None
-        ref = self._remote.remote(
-            self.eval_module,
-            [str(store.run_dir), str(trial_id), split],
-            str(log_path),
-            f"trial {trial_id} evaluation on {split}",
-            self._threads(),
-        )
-        return _Task(trial_id, ref)
-
-    def _settle_eval(
-        self,
-        store: RunStore,
-        task: _Task,
-        outcome: _Outcome,
-        split: str,
-        on_done: Callable[[int], None] | None,
-    ) -> bool:
-        """After an evaluation task ends: True when done with it (stored, or given up)."""
-        if store.evaluation(task.trial_id, split) is not None:
-            self._place(task, f"eval:{split}", outcome, "ok")
-            if on_done is not None:
-                on_done(task.trial_id)
-            return True
-        status = outcome.describe()
-        self._place(task, f"eval:{split}", outcome, status)
-        failures = _Failures(store).add(f"eval-{task.trial_id}-{split}", f"worker {status}")
-        if failures >= self.max_attempts:
-            log.error(
-                "trial %d: evaluation on %s failed %s on %d attempt(s); giving up (see %s)",
-                *(task.trial_id, split, status, failures),
-                store.logs_dir / f"eval-{task.trial_id}-{split}.log",
-            )
-            return True
-        log.warning("trial %d: evaluation on %s failed %s; retrying", task.trial_id, split, status)
-        return False
 
     # ------------------------------------------------------------ tasks
 
@@ -371,7 +278,7 @@ class RayExecutor:
         queue: list[int],
         start: Callable[[int], _Task | None],
         settle: Callable[[_Task, _Outcome], bool],
-        tick: Callable[[_Task], None] | None = None,
+        tick: Callable[[int], None] | None = None,
     ) -> None:
         """Submit queued jobs while the cluster has room, settle each finished task; on any
         error or Ctrl-C cancel the running tasks (releasing their attempts) and re-raise."""
@@ -391,7 +298,7 @@ class RayExecutor:
                 done, _ = ray.wait([t.ref for t in running], num_returns=1, timeout=self.poll_s)
                 for task in list(running):
                     if tick is not None:
-                        tick(task)
+                        tick(task.trial_id)
                     if task.ref not in done:
                         continue
                     running.remove(task)
@@ -400,6 +307,13 @@ class RayExecutor:
         except BaseException:
             self._abort(store, running)
             raise
+
+    def _submit(self, module: str, launch: Launch) -> _Task:
+        """Submit the task running ``python -m module args`` (a
+        :data:`~rewardsmith.execution_policy.Submit` once given ``module``)."""
+        args, log_path, where = launch.args, str(launch.log_path), launch.where
+        ref = self._remote.remote(module, args, log_path, where, self._threads())
+        return _Task(launch.trial_id, ref, launch.token)
 
     def _outcome(self, task: _Task) -> _Outcome:
         """What became of a finished task; Ray's errors (the worker or node died, the task was
