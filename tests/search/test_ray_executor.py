@@ -28,8 +28,8 @@ from rewardsmith.execution_ray import RayExecutor  # noqa: E402 - after the impo
 pytestmark = pytest.mark.slow
 
 
-def _cfg() -> RunConfig:
-    data = tiny_config(max_steps=2, per_device_train_batch_size=4).model_dump(mode="json")
+def _cfg(max_steps: int = 2) -> RunConfig:
+    data = tiny_config(max_steps=max_steps, per_device_train_batch_size=4).model_dump(mode="json")
     data["task"]["options"] = {"n_val": 8, "n_test": 8}
     data["search"].update(executor="ray", gpus=0, cpus_per_trial=1, max_attempts=2)
     return parse_config(data, source="ray test recipe")
@@ -108,7 +108,8 @@ def test_trials_survive_a_killed_ray_worker(executor: RayExecutor, tmp_path: Pat
 def test_ctrl_c_cancels_the_tasks_and_leaves_the_trials_resumable(
     executor: RayExecutor, tmp_path: Path
 ) -> None:
-    store = RunStore.create(tmp_path / "run", _cfg())
+    # long enough that the trial is still training when Ctrl-C comes, even on a loaded machine
+    store = RunStore.create(tmp_path / "run", _cfg(max_steps=200))
     trial_id = store.enqueue_trial("baseline", seed=0)
     workers: list[int] = []
 
