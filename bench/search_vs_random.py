@@ -40,6 +40,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from _printer import Printer  # bench/: the scripts' directory is on sys.path
+
 from rewardsmith.config import load_config, parse_config
 from rewardsmith.execution import make_executor
 from rewardsmith.generators import OfflineGenerator
@@ -64,34 +66,6 @@ class RoundOneSampler:
 
     def propose(self, round: int, n: int, context: Any) -> list:
         return self.inner.propose(round, n, replace(context, summary=(), rejections=()))
-
-
-class Printer:
-    """Observer for the search: one line per finished trial, with the elapsed time."""
-
-    def __init__(self, label: str, started: float) -> None:
-        self.label, self.started = label, started
-
-    def _say(self, text: str) -> None:
-        print(
-            f"[{(time.monotonic() - self.started) / 60:5.1f} min] {self.label}: {text}", flush=True
-        )
-
-    def phase(self, text: str) -> None:
-        self._say(text)
-
-    def trials(self, trials: Any) -> None:
-        pass
-
-    def progress(self, trial_id: int, step: int, max_steps: int) -> None:
-        pass
-
-    def trial_done(self, trial: Any, result: Any) -> None:
-        acc = "FAILED" if result is None else f"acc {result.metrics.get('accuracy', 0):.3f}"
-        self._say(f"trial {trial.id} ({trial.kind} {','.join(trial.candidates)}) {acc}")
-
-    def message(self, text: str) -> None:
-        self._say(text)
 
 
 def bench_config(args: argparse.Namespace, seed: int) -> Any:
