@@ -142,3 +142,18 @@ def test_bootstrap_model_shows_progress_in_a_pipe(tmp_path: Path, monkeypatch) -
     assert steps, res.stdout
     done, total = steps[-1].rsplit("step ", 1)[1].split("/")
     assert done == total  # the last step is always reported
+
+
+def test_pipe_ticker_prints_news_only() -> None:
+    """In a pipe: the first step, then at most one line per interval, the last step once."""
+    import io
+
+    from rich.console import Console
+
+    from rewardsmith.cli._render import PipeTicker
+
+    out = io.StringIO()
+    ticker = PipeTicker(Console(file=out), every_s=3600)
+    for step in (1, 2, 3, 4, 4, 4):
+        ticker("trial", "trial #1", step, 4)
+    assert out.getvalue().splitlines() == ["trial #1: step 1/4", "trial #1: step 4/4"]

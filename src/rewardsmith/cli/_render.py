@@ -66,14 +66,15 @@ class PipeTicker:
 
     def __init__(self, console: Console, every_s: float = 15.0) -> None:
         self.console, self.every_s = console, every_s
-        self._last: dict[Any, float] = {}
+        self._last: dict[Any, tuple[float, int]] = {}
 
     def __call__(self, key: Any, text: str, step: int, total: int) -> None:
         now = time.monotonic()
         last = self._last.get(key)
-        if last is not None and now - last < self.every_s and step < total:
-            return
-        self._last[key] = now
+        too_soon = last is not None and now - last[0] < self.every_s and step < total
+        if too_soon or (last is not None and last[1] == step):
+            return  # too soon, or nothing new (the last step is always shown, once)
+        self._last[key] = (now, step)
         self.console.print(f"{text}: step {step}/{total}", highlight=False)
 
 
