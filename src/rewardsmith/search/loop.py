@@ -251,7 +251,7 @@ class Search:
         if pending:
             self.observer.trials([self.store.trial(t) for t in pending])
             self.executor.run(self.store, pending, self.observer.progress)
-        for trial_id in trial_ids:
+        for trial_id in pending:  # those finished earlier were reported then
             trial = self.store.trial(trial_id)
             self.observer.trial_done(trial, self.store.result(trial_id))
 
