@@ -140,6 +140,30 @@ def test_vllm_evaluation_without_vllm_says_why(tiny_model_dir: Path) -> None:
         evaluate_vllm("embedded:tiny", task.val, task.prompt)
 
 
+@pytest.mark.parametrize("saved_whole", [False, True])
+def test_a_saved_policy_is_served_as_base_plus_lora_or_whole(
+    saved_whole: bool, tmp_path: Path, monkeypatch
+) -> None:
+    """An adapter rides on the (possibly 4-bit) base as a LoRA request; a policy that SFT stages
+    saved whole is served by itself, unquantised; no saved policy is the base alone."""
+    import rewardsmith.evaluation_vllm as ev
+
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(ev, "evaluate_vllm", lambda spec, *a, **kw: calls.append((spec, kw)))
+    saved = tmp_path / ("policy" if saved_whole else "adapter")
+    saved.mkdir()
+    (saved / ("config.json" if saved_whole else "adapter_config.json")).write_text("{}")
+    ev.evaluate_saved_policy("base-model", saved, [], None, quantization="bitsandbytes", mode="x")
+    ev.evaluate_saved_policy("base-model", None, [], None, quantization="bitsandbytes")
+    spec, kw = calls[0]
+    if saved_whole:
+        assert (spec, kw["adapter"], kw["quantization"]) == (str(saved), None, None)
+    else:
+        assert (spec, kw["adapter"], kw["quantization"]) == ("base-model", saved, "bitsandbytes")
+    assert kw["mode"] == "x"
+    assert calls[1][0] == "base-model" and calls[1][1]["adapter"] is None
+
+
 def test_an_explicit_vllm_evaluation_fails_before_training(tiny_model_dir: Path, tmp_path) -> None:
     from rewardsmith.training.trial import RewardSpec, run_trial
 

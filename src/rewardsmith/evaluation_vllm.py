@@ -177,6 +177,31 @@ def evaluate_vllm(
     return result
 
 
+def evaluate_saved_policy(
+    model_spec: str,
+    saved: str | Path | None,
+    examples: Sequence[dict[str, Any]],
+    prompt: Any,
+    *,
+    quantization: str | None = None,
+    **settings: Any,
+) -> EvalResult:
+    """:func:`evaluate_vllm` of a trial's saved policy: the base ``model_spec`` with the trial's
+    adapter as a LoRA request, or a policy saved whole (a directory with ``config.json``, after
+    SFT stages rewrote the base weights) served by itself, unquantised. ``saved=None`` evaluates
+    the base model. ``settings`` are :func:`evaluate_vllm`'s keyword arguments."""
+    gc.collect()  # weights the caller has just released (a trainer's) before the engine loads
+    whole = saved is not None and (Path(saved) / "config.json").is_file()
+    return evaluate_vllm(
+        str(saved) if whole else model_spec,
+        examples,
+        prompt,
+        adapter=None if whole else saved,
+        quantization=None if whole else quantization,
+        **settings,
+    )
+
+
 def _generate(
     llm: Any, tokenizer: Any, prompts: list[dict], adapter: str | Path | None, max_new: int
 ) -> list[str]:

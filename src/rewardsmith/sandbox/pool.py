@@ -366,4 +366,3 @@ def _finish(result: CallResult, start: float) -> CallResult:
     """``result`` with its duration and its error text made safe to print."""
     error = None if result.error is None else clean_text(result.error)
     return replace(result, error=error, duration_s=time.perf_counter() - start)
-

@@ -47,18 +47,17 @@ def _evaluate_policy(cfg: Any, saved: str | None, task: Any, split: str) -> Any:
     )
     log.info("test evaluation: %s", choice.reason)
     if choice.value == "vllm":
-        from rewardsmith.evaluation_vllm import evaluate_vllm
+        from rewardsmith.evaluation_vllm import evaluate_saved_policy
 
-        whole = bool(saved) and (Path(saved) / "config.json").is_file()
-        return evaluate_vllm(
-            saved if whole else cfg.model.spec,
+        return evaluate_saved_policy(
+            cfg.model.spec,
+            saved,
             task.split(split),
             task.prompt,
-            adapter=None if whole else saved,
             max_new_tokens=cfg.eval.max_new_tokens,
             mode=cfg.eval.extraction,
             dtype=cfg.model.dtype,
-            quantization="bitsandbytes" if cfg.model.load_in_4bit and not whole else None,
+            quantization="bitsandbytes" if cfg.model.load_in_4bit else None,
             gpu_memory_utilization=cfg.eval.gpu_memory_utilization,
         )
     loaded = load_policy(cfg.model.spec, saved)

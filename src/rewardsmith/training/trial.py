@@ -325,7 +325,9 @@ def run_trial(
     examples = task.split(eval_split)[: eval_limit or None]
     if backend == "vllm":
         trainer = model = loaded.model = policy["model"] = None  # free the GPU for the engine
-        result = _evaluate_vllm(
+        from rewardsmith.evaluation_vllm import evaluate_saved_policy
+
+        result = evaluate_saved_policy(
             model_spec,
             policy["path"],
             examples,
@@ -334,7 +336,7 @@ def run_trial(
             quantization="bitsandbytes" if init_kwargs.get("load_in_4bit") else None,
             max_new_tokens=eval_max_new_tokens,
             mode=extraction,
-            memory=eval_gpu_memory,
+            gpu_memory_utilization=eval_gpu_memory,
         )
     else:
         result = evaluate(
@@ -366,30 +368,6 @@ def _eval_backend(setting: str, model_spec: str, grpo_args: dict[str, Any]) -> s
     )
     log.info("evaluation: %s", choice.reason)
     return choice.value
-
-
-def _evaluate_vllm(
-    model_spec: str, saved: Path, examples: Any, prompt: Any, **settings: Any
-) -> Any:
-    """Evaluate the saved policy with this process's vLLM engine: the base model with the
-    trial's adapter as a LoRA request, or a whole saved policy (after SFT stages) by itself."""
-    import gc
-
-    from rewardsmith.evaluation_vllm import evaluate_vllm
-
-    gc.collect()  # the trainer's weights, released by the caller
-    whole = (Path(saved) / "config.json").is_file()
-    return evaluate_vllm(
-        str(saved) if whole else model_spec,
-        examples,
-        prompt,
-        adapter=None if whole else saved,
-        max_new_tokens=settings["max_new_tokens"],
-        mode=settings["mode"],
-        dtype=settings["dtype"],
-        quantization=None if whole else settings["quantization"],
-        gpu_memory_utilization=settings["memory"],
-    )
 
 
 def _trained(
