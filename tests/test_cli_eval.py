@@ -82,6 +82,26 @@ def test_eval_bad_input_one_line(args: list[str], message: str) -> None:
     assert message in res.stderr and "Traceback" not in res.stderr
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize("option", ["--dtype", "--backend"])
+def test_eval_unknown_dtype_or_backend_is_a_usage_error(option: str) -> None:
+    res = run_cli("eval", "--model", "embedded:tiny", option, "fp8")
+    assert res.returncode == 2 and "choose one of" in res.stderr
+
+
+@pytest.mark.skipif(_has_cuda(), reason="vLLM may run on this host")
+def test_eval_with_vllm_without_cuda_says_why() -> None:
+    res = run_cli("eval", "--model", "embedded:tiny", "--backend", "vllm")
+    assert res.returncode == 1, res.stdout
+    assert "--backend: vllm cannot run here: no CUDA device" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_eval_embedded_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "records.jsonl"
     res = run_cli(
@@ -96,10 +116,16 @@ def test_eval_embedded_tiny(tiny_model_dir: Path, tmp_path: Path) -> None:
         "24",
         "--out",
         str(out),
+        "--dtype",
+        "float32",
+        "--backend",
+        "auto",
         "--json",
     )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout.strip().splitlines()[-1])["n"] == 4
+    if not _has_cuda():  # auto says which backend it took, and why
+        assert "--backend: hf (no CUDA device" in res.stdout
     assert len(out.read_text().splitlines()) == 4
 
 

@@ -15,6 +15,16 @@ ExtractionOpt = Annotated[
 ]
 
 
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+BACKENDS = ("hf", "vllm", "auto")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], hint: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"choose one of {', '.join(choices)}", param_hint=hint)
+    return value
+
+
 def _check_extraction(mode: str) -> str:
     from rewardsmith.extraction import EXTRACTION_MODES
 
@@ -37,8 +47,14 @@ def run_eval(
     max_new_tokens: int = 256,
     extraction: str = "paper",
     out: Path | None = None,
+    dtype: str = "auto",
+    backend: str = "hf",
+    gpu_memory_utilization: float = 0.5,
 ):
-    """Load a model and a task split, evaluate with a progress bar, optionally save records."""
+    """Load a model and a task split, evaluate (a progress bar with transformers; vLLM when
+    ``backend`` picks it, :func:`~rewardsmith.backends.resolve_backend`), optionally save
+    records."""
+    from rewardsmith.backends import probe_facts, resolve_backend
     from rewardsmith.evaluation import evaluate
     from rewardsmith.models import load_model
     from rewardsmith.tasks import get_task
@@ -48,9 +64,32 @@ def run_eval(
         raise ConfigError("--data-dir applies to the gsm8k task only")
     task = get_task(task_name, **options)
     examples = task.split(split)[: limit if limit else None]
-    loaded = load_model(model, adapter=adapter)
     from rewardsmith.cli import console
-    from rewardsmith.cli._render import bar_progress
+    from rewardsmith.cli._render import bar_progress, step_status
+
+    choice = resolve_backend(
+        backend, probe_facts(), field="--backend", gguf=model.endswith(".gguf")
+    )
+    if backend == "auto":
+        console.print(choice.reason, highlight=False)
+    if choice.value == "vllm":
+        from rewardsmith.evaluation_vllm import evaluate_saved_policy
+
+        with step_status(console, f"eval {task_name}/{split} with vLLM"):
+            result = evaluate_saved_policy(
+                model,
+                adapter,
+                examples,
+                task.prompt,
+                max_new_tokens=max_new_tokens,
+                mode=extraction,
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+        if out is not None:
+            result.save_records(out)
+        return result
+    loaded = load_model(model, adapter=adapter, dtype=dtype)
 
     with bar_progress(console, unit="questions") as progress:
         bar = progress.add_task(f"eval {task_name}/{split}", total=len(examples))
@@ -84,6 +123,23 @@ def eval_command(
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
     extraction: ExtractionOpt = "paper",
     out: Annotated[Path | None, typer.Option(help="Write per-question records (JSONL).")] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="Weights dtype: auto (bf16 on GPUs that have it, else fp32), "
+            "bfloat16, float16 or float32."
+        ),
+    ] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Generation: hf (transformers), vllm (CUDA + the gpu extra), or "
+            "auto (vllm when it can run, else hf; says which)."
+        ),
+    ] = "hf",
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(min=0.05, max=0.95, help="vLLM: share of GPU memory it may take.")
+    ] = 0.5,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print metrics as one JSON object.")
     ] = False,
@@ -93,6 +149,8 @@ def eval_command(
     from rewardsmith.cli._render import metrics_table
 
     _check_extraction(extraction)
+    _check_choice(dtype, DTYPES, "--dtype")
+    _check_choice(backend, BACKENDS, "--backend")
     result = run_eval(
         model,
         task_name=task,
@@ -104,6 +162,9 @@ def eval_command(
         max_new_tokens=max_new_tokens,
         extraction=extraction,
         out=out,
+        dtype=dtype,
+        backend=backend,
+        gpu_memory_utilization=gpu_memory_utilization,
     )
     if as_json:
         print(json.dumps(result.metrics.to_dict()))
