@@ -30,6 +30,7 @@ from rewardsmith.generators.base import Generator, RoundContext
 from rewardsmith.search.baseline import BASELINE_KIND
 from rewardsmith.search.feedback import SCREEN_KINDS, build_rejections, build_summary
 from rewardsmith.search.halving import Ladder, at_full_budget
+from rewardsmith.search.housekeeping import tidy
 from rewardsmith.search.ranking import rank_candidates, trial_rung
 from rewardsmith.store import RunStore, TrialState
 
@@ -105,7 +106,9 @@ class Search:
         for round_ in range(1, self.cfg.search.rounds + 1):
             self.observer.phase(f"round {round_}/{self.cfg.search.rounds}")
             self.run_round(round_)
+            tidy(self.store)  # superseded attempts, checkpoints no rung will continue
         self.finalists()
+        tidy(self.store)
 
     def baseline(self) -> int:
         """Train the base-rewards-only baseline with the screening budget (before round 1)."""
