@@ -182,6 +182,9 @@ class SearchSection(Section):
     trials_per_gpu: Int = Field(1, gt=0)
     cpus_per_trial: Float = Field(1.0, gt=0)
     max_attempts: Int = Field(2, gt=0)
+    # Local executor: each slot keeps one worker process that runs trial after trial (imports
+    # paid once per slot); false: a fresh process per trial.
+    reuse_workers: bool = True
     # Adapters and records of trials: the run directory (None), another path shared by the
     # machines, or an fsspec URL (s3://..., gs://...); the store keeps their URIs.
     artifact_root: str | None = None

@@ -40,12 +40,14 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from rewardsmith import execution_policy as policy
 from rewardsmith.execution_gpu import describe_slot, gpu_slots, worker_env
@@ -66,6 +68,7 @@ from rewardsmith.execution_runs import (
     kill_group,
     process_start,
 )
+from rewardsmith.execution_serve import TrialServer, close_all
 from rewardsmith.store import RunStore
 from rewardsmith.store.run_store import StaleAttemptError
 
@@ -105,6 +108,14 @@ class Executor(Protocol):
         logged: the trial is left without that evaluation."""
         ...
 
+    def close(self) -> None:
+        """Release what the executor holds (served workers, a Ray connection it made)."""
+        ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
 
 def make_executor(cfg: RunConfig) -> Executor:
     """The executor ``cfg.search`` asks for: :class:`LocalProcessExecutor` over the GPU slots
@@ -116,7 +127,9 @@ def make_executor(cfg: RunConfig) -> Executor:
         return RayExecutor.from_config(cfg)
     slots = gpu_slots(search)
     log.info("local executor: %d slot(s): %s", len(slots), ", ".join(map(describe_slot, slots)))
-    return LocalProcessExecutor(slots=slots, max_attempts=search.max_attempts)
+    return LocalProcessExecutor(
+        slots=slots, max_attempts=search.max_attempts, reuse_workers=search.reuse_workers
+    )
 
 
 @dataclass
@@ -124,7 +137,7 @@ class _Job:
     """A running worker: of a trial attempt (``token``), or of an evaluation (no token)."""
 
     trial_id: int
-    process: subprocess.Popen
+    process: subprocess.Popen | TrialServer
     log_file: IO[bytes]
     slot: int
     token: str | None = None
@@ -134,8 +147,11 @@ class LocalProcessExecutor:
     """One worker process per trial (or evaluation) on this machine, one per free slot.
 
     ``slots``: GPU ids and CPU slots (see :func:`~rewardsmith.execution_gpu.gpu_slots`); by
-    default ``parallel`` CPU slots. ``worker_module``/``eval_module`` are the modules run with
-    ``python -m`` (replaceable for tests); they get the same arguments as the real ones.
+    default ``parallel`` CPU slots. ``reuse_workers``: each slot keeps one served trial worker
+    that runs trial after trial (:mod:`rewardsmith.execution_serve`); else one process per
+    trial. Evaluation jobs always get a process each. ``worker_module``/``eval_module`` are the
+    modules run with ``python -m`` (replaceable for tests); they get the same arguments as the
+    real ones.
     """
 
     def __init__(
@@ -147,8 +163,12 @@ class LocalProcessExecutor:
         poll_s: float = 0.5,
         worker_module: str = TRIAL_WORKER,
         eval_module: str = EVAL_WORKER,
+        reuse_workers: bool = False,
     ):
         self.slots: list[str | None] = list(slots) if slots else [None] * max(1, parallel)
+        self.reuse_workers = reuse_workers
+        self._servers: dict[int, TrialServer] = {}  # slot -> its served trial worker
+        weakref.finalize(self, close_all, self._servers)
         self.max_attempts = max(1, max_attempts)
         self.poll_s = poll_s
         self.worker_module = worker_module
@@ -246,22 +266,65 @@ class LocalProcessExecutor:
     def _spawn(self, module: str, slot: int, launch: Launch) -> _Job:
         """Start ``python -m module args --parent-pid <us>`` in ``slot``, logging to the
         launch's log (a :data:`~rewardsmith.execution_policy.Submit` once given ``module`` and
-        ``slot``)."""
+        ``slot``); a trial goes to the slot's served worker instead, with ``reuse_workers``."""
         device = describe_slot(self.slots[slot])
         log.info("%s: starting on %s", launch.where, device)
         log_file = launch.log_path.open("ab")
-        log_file.write(f"==> {launch.where} on {device}\n".encode())
-        log_file.flush()
-        cmd = [sys.executable, "-m", module, *launch.args, "--parent-pid", str(os.getpid())]
         env = worker_env(self.slots[slot], len(self.slots))
         try:
-            process = subprocess.Popen(
-                cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+            if self.reuse_workers and module == self.worker_module:
+                process: Any = self._serve(module, slot, env, log_file, launch, device)
+            else:
+                log_file.write(f"==> {launch.where} on {device}\n".encode())
+                log_file.flush()
+                cmd = [sys.executable, "-m", module, *launch.args, "--parent-pid", str(os.getpid())]
+                process = subprocess.Popen(
+                    cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
         except BaseException:
             log_file.close()
             raise
         return _Job(launch.trial_id, process, log_file, slot, launch.token)
+
+    def _serve(
+        self,
+        module: str,
+        slot: int,
+        env: dict[str, str],
+        log_file: IO[bytes],
+        launch: Launch,
+        device: str,
+    ) -> TrialServer:
+        """Hand the launch to ``slot``'s served worker, started first when there is none that
+        can take it (dead, or started from another thread: its parent-death signal follows the
+        thread that started it)."""
+        server = self._servers.get(slot)
+        if server is not None and not (server.idle() and server.thread == threading.get_ident()):
+            server.close()
+            server = None
+        for _ in range(2):  # an idle worker may have died since its last trial
+            fresh = server is None
+            if fresh:
+                server = self._servers[slot] = TrialServer(module, env, log_file, os.getpid())
+            served = "a new served worker" if fresh else "served worker"
+            log_file.write(f"==> {launch.where} on {device} ({served} {server.pid})\n".encode())
+            log_file.flush()
+            if server.assign(launch.trial_id, launch.args, str(launch.log_path)) or fresh:
+                return server  # a fresh worker that cannot take it is reported dead by poll()
+            server.close()
+            server = None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """End the served workers (they are also ended when the executor is collected, and die
+        with this process)."""
+        close_all(self._servers)
+
+    def __enter__(self) -> LocalProcessExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _abort(self, store: RunStore, running: list[_Job]) -> None:
         """Kill running workers and release their trial attempts (Ctrl-C, errors)."""

@@ -170,6 +170,7 @@ def test_each_worker_gets_its_own_gpu_on_a_multi_gpu_host(
     executor = make_executor(store.config())
     assert isinstance(executor, LocalProcessExecutor) and len(executor.slots) == 8
     executor.worker_module, executor.poll_s = fake_worker, 0.05
+    executor.reuse_workers = False  # the stand-in runs one trial per process
     executor.run(store, ids)
 
     assert all(store.trial(t).state is TrialState.COMPLETE for t in ids)

@@ -48,14 +48,14 @@ def compare_command(
     ids = plan(store, base, [base.seed + i for i in range(seeds)], search)
     console.print(f"run directory: {store.run_dir}")
     all_ids = [t for tids in ids.values() for t in tids]
-    with trial_progress(console) as (progress, on_progress):
-        for method, tids in ids.items():
-            for t in tids:
-                progress.add_task(f"#{t} {method}", total=base.grpo.max_steps, key=t)
-        executor = make_executor(base)
-        executor.run(store, all_ids, on_progress)
-    complete = [t for t in all_ids if store.trial(t).state == TrialState.COMPLETE]
-    executor.evaluate(store, complete, "test")  # worker processes, in the GPU slots
+    with make_executor(base) as executor:
+        with trial_progress(console) as (progress, on_progress):
+            for method, tids in ids.items():
+                for t in tids:
+                    progress.add_task(f"#{t} {method}", total=base.grpo.max_steps, key=t)
+            executor.run(store, all_ids, on_progress)
+        complete = [t for t in all_ids if store.trial(t).state == TrialState.COMPLETE]
+        executor.evaluate(store, complete, "test")  # worker processes, in the GPU slots
     for trial_id in all_ids:
         trial = store.trial(trial_id)
         if trial.state != TrialState.COMPLETE:

@@ -165,11 +165,11 @@ def _search(store: Any, cfg: Any, task: Any, observer: LiveObserver) -> None:
     from rewardsmith.sandbox.pool import SandboxPool
     from rewardsmith.search.loop import Search
 
-    with SandboxPool() as pool, observer.live:
+    with SandboxPool() as pool, observer.live, make_executor(cfg) as executor:
         search = Search(
             store,
             _generator(cfg, store.run_dir),
-            make_executor(cfg),
+            executor,
             task,
             observer=observer,
             pool=pool,

@@ -118,7 +118,8 @@ def train_command(
     )
     with trial_progress(console) as (progress, on_progress):
         progress.add_task(f"trial {trial_id}", total=cfg.grpo.max_steps, key=trial_id)
-        make_executor(cfg).run(store, [trial_id], on_progress)
+        with make_executor(cfg) as executor:
+            executor.run(store, [trial_id], on_progress)
     trial = store.trial(trial_id)
     if trial.state != TrialState.COMPLETE:
         raise ConfigError(f"trial {trial_id} {trial.state.value}: {trial.fail_reason}")

@@ -4,7 +4,9 @@
 
 The executor claims the trial (a new attempt with token ``T``) and starts one such process per
 trial, so a trial's memory, threads and sandbox workers die with it, and a ``kill -9`` loses only
-the trial in flight. Without ``--token`` the worker claims the trial itself (PENDING -> RUNNING).
+the trial in flight; or, with ``search.reuse_workers``, one ``--serve`` process per slot that runs
+trial after trial (:mod:`rewardsmith.training.serve`). Without ``--token`` the worker claims the
+trial itself (PENDING -> RUNNING).
 
 Contract:
 
@@ -239,14 +241,24 @@ def _run(store: RunStore, trial_id: int, token: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one stored rewardsmith trial.")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("trial_id", type=int)
+    parser.add_argument("run_dir", type=Path, nargs="?")
+    parser.add_argument("trial_id", type=int, nargs="?")
     parser.add_argument("--token", help="the attempt's token (the executor claimed the trial)")
     parser.add_argument("--parent-pid", type=int, help="die with this parent process")
+    parser.add_argument(
+        "--serve", action="store_true", help="run the trials given on stdin, one after another"
+    )
+    parser.add_argument("--reply-fd", type=int, help="with --serve: where to answer each trial")
     args = parser.parse_args(argv)
+    if args.serve != (args.run_dir is None) or (args.serve and args.reply_fd is None):
+        parser.error("give RUN_DIR TRIAL_ID, or --serve with --reply-fd")
     if args.parent_pid is not None:
         die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.serve:
+        from rewardsmith.training.serve import serve
+
+        return serve(args.reply_fd, _run)
     from rewardsmith.store import RunStore
 
     store = RunStore.open(args.run_dir)
