@@ -2,8 +2,10 @@
 
 The same trials (the demo recipe's base-rewards baseline, seeds 0..N-1, ``--steps`` GRPO steps,
 ``--eval-limit`` validation questions) are run three times, each time into a run directory of
-their own: by :class:`~rewardsmith.execution.LocalProcessExecutor` with one slot, with two slots,
-and by :class:`~rewardsmith.execution_ray.RayExecutor` on a local Ray with two CPUs
+their own: by :class:`~rewardsmith.execution.LocalProcessExecutor` with one slot and with two
+slots, a fresh worker process per trial (``reuse_workers: false``, as the Ray executor runs
+them), with two slots whose served workers run trial after trial (``reuse_workers: true``, the
+default), and by :class:`~rewardsmith.execution_ray.RayExecutor` on a local Ray with two CPUs
 (``cpus_per_trial: 1``: two trials at a time). Printed: each variant's wall time from the first
 trial started to the last one settled and its trials per hour, Ray's start-up apart (paid once
 per search, not per trial), and the ratios. Each worker gets ``OMP_NUM_THREADS`` = cores /
@@ -11,7 +13,8 @@ trials at a time, so both two-at-a-time variants split the cores alike.
 
 On the 2-core development machine, two trials at a time cannot be twice as fast as one (they
 share two cores); the honest target is the Ray executor within 5% of the local executor at the
-same parallelism (ratio Ray 2 / local 2 >= 0.95).
+same parallelism and the same process per trial (ratio Ray 2 / local 2 >= 0.95). Served
+workers / local 2 shows what paying the imports once per slot saves.
 
     .venv/bin/python bench/executor_scaling.py [--trials 8] [--steps 20] [--eval-limit 60] \
         [--model embedded] [--out-dir runs/bench-executor-scaling]
@@ -25,7 +28,7 @@ Checked at that tiny size (2 trials, 2026-12-02, the 2-core machine shared with 
 the figures are noisy: local 1 was slowed by them): local 1 225.9 s, local 2 69.8 s, Ray 2 71.5 s
 (+ 22.7 s starting Ray); Ray 2 / local 2 = 0.975x.
 
-Defaults: 8 trials x 3 variants; from bench/search_vs_random.py's trial times at the same steps
+Defaults: 8 trials x 4 variants; from bench/search_vs_random.py's trial times at the same steps
 and questions (about 38 s a trial), about 15 minutes on the 2-core machine. Not measured yet at
 these defaults. Each run starts afresh (the variant's run directory is replaced).
 """
@@ -89,10 +92,12 @@ def main() -> None:
         ensure_embedded_model(cfg.model.spec.partition(":")[2] or "default")
 
     seconds: dict[str, float] = {}
-    for label, parallel in (("local 1", 1), ("local 2", 2)):
+    variants = (("local 1", 1, False), ("local 2", 2, False), ("served 2", 2, True))
+    for label, parallel, reuse in variants:
         store, ids = _trials(args.out_dir / label.replace(" ", "-"), cfg, n)
-        with store:
-            seconds[label] = _timed(LocalProcessExecutor(parallel, max_attempts=1), store, ids)
+        executor = LocalProcessExecutor(parallel, max_attempts=1, reuse_workers=reuse)
+        with store, executor:
+            seconds[label] = _timed(executor, store, ids)
         print(f"{label}: {seconds[label]:.1f} s", flush=True)
 
     from rewardsmith.execution_ray import RayExecutor
@@ -116,6 +121,7 @@ def main() -> None:
     print(f"local 2 / local 1: {per_hour['local 2'] / per_hour['local 1']:.3f}x")
     print(f"ray 2 / local 2:   {per_hour['ray 2'] / per_hour['local 2']:.3f}x  (target >= 0.95)")
     print(f"ray 2 / local 1:   {per_hour['ray 2'] / per_hour['local 1']:.3f}x")
+    print(f"served 2 / local 2: {per_hour['served 2'] / per_hour['local 2']:.3f}x")
 
 
 if __name__ == "__main__":

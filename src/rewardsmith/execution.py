@@ -163,7 +163,7 @@ class LocalProcessExecutor:
         poll_s: float = 0.5,
         worker_module: str = TRIAL_WORKER,
         eval_module: str = EVAL_WORKER,
-        reuse_workers: bool = False,
+        reuse_workers: bool = True,
     ):
         self.slots: list[str | None] = list(slots) if slots else [None] * max(1, parallel)
         self.reuse_workers = reuse_workers

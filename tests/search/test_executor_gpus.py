@@ -210,9 +210,9 @@ def test_a_worker_that_dies_before_claiming_is_retried_then_failed(
 ) -> None:
     store = _store(tmp_path, {"default": "die"})
     trial_id = store.enqueue_trial("baseline")
-    LocalProcessExecutor(max_attempts=3, poll_s=0.05, worker_module=fake_worker).run(
-        store, [trial_id]
-    )
+    LocalProcessExecutor(
+        max_attempts=3, poll_s=0.05, worker_module=fake_worker, reuse_workers=False
+    ).run(store, [trial_id])
     trial = store.trial(trial_id)
     assert trial.state is TrialState.FAILED
     assert trial.fail_reason == "worker died (exit code 3) on 3 attempt(s)"
@@ -230,14 +230,16 @@ def test_deaths_count_across_a_resume(tmp_path: Path, fake_worker: str) -> None:
     def interrupt(trial_id: int, step: int, max_steps: int) -> None:
         raise KeyboardInterrupt
 
-    executor = LocalProcessExecutor(max_attempts=2, poll_s=0.05, worker_module=fake_worker)
+    executor = LocalProcessExecutor(
+        max_attempts=2, poll_s=0.05, worker_module=fake_worker, reuse_workers=False
+    )
     with pytest.raises(KeyboardInterrupt):
         executor.run(store, [trial_id], interrupt)
     assert store.trial(trial_id).state is TrialState.PENDING  # released, to be resumed
     resumed = RunStore.open(store.run_dir)
-    LocalProcessExecutor(max_attempts=2, poll_s=0.05, worker_module=fake_worker).run(
-        resumed, [trial_id]
-    )
+    LocalProcessExecutor(
+        max_attempts=2, poll_s=0.05, worker_module=fake_worker, reuse_workers=False
+    ).run(resumed, [trial_id])
     trial = resumed.trial(trial_id)
     assert trial.state is TrialState.FAILED
     assert trial.fail_reason == "worker died (exit code 3) on 2 attempt(s)"
@@ -258,9 +260,9 @@ def test_a_trial_at_its_bound_is_failed_without_a_worker(tmp_path: Path, fake_wo
     trial_id = store.enqueue_trial("baseline")
     line = {"job": f"trial-{trial_id}", "status": "attempt 2 (killed by SIGKILL)", "at": 0}
     (store.logs_dir / FAILURES_FILE).write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n")
-    LocalProcessExecutor(max_attempts=2, poll_s=0.05, worker_module=fake_worker).run(
-        store, [trial_id]
-    )
+    LocalProcessExecutor(
+        max_attempts=2, poll_s=0.05, worker_module=fake_worker, reuse_workers=False
+    ).run(store, [trial_id])
     trial = store.trial(trial_id)
     assert trial.state is TrialState.FAILED and _starts(store) == []
     assert "killed by SIGKILL" in trial.fail_reason

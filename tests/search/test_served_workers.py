@@ -48,12 +48,12 @@ def test_one_worker_serves_every_trial_of_its_slot_with_the_same_results(
     served, fresh = _store(tmp_path / "served"), _store(tmp_path / "fresh")
     ids = [s.enqueue_trial("baseline", seed=seed) for s in (served, fresh) for seed in (1, 2)]
     served_ids, fresh_ids = ids[:2], ids[2:]
-    with LocalProcessExecutor(1, reuse_workers=True) as executor:
+    with LocalProcessExecutor(1) as executor:  # reuse_workers is the default
         executor.run(served, served_ids)
         (server,) = executor._servers.values()
         assert server.idle()  # kept for the next call
     assert server.process.poll() is not None  # closing the executor ended it
-    LocalProcessExecutor(1).run(fresh, fresh_ids)
+    LocalProcessExecutor(1, reuse_workers=False).run(fresh, fresh_ids)
 
     assert all(served.trial(t).state == TrialState.COMPLETE for t in served_ids)
     first, second = _pids(served, served_ids)
