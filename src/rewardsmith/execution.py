@@ -149,7 +149,7 @@ class LocalProcessExecutor:
     ``slots``: GPU ids and CPU slots (see :func:`~rewardsmith.execution_gpu.gpu_slots`); by
     default ``parallel`` CPU slots. ``reuse_workers``: each slot keeps one served trial worker
     that runs trial after trial (:mod:`rewardsmith.execution_serve`); else one process per
-    trial. Evaluation jobs always get a process each. ``worker_module``/``eval_module`` are the
+    trial (evaluation jobs go to the same served workers). ``worker_module``/``eval_module`` are the
     modules run with ``python -m`` (replaceable for tests); they get the same arguments as the
     real ones.
     """
@@ -272,8 +272,9 @@ class LocalProcessExecutor:
         log_file = launch.log_path.open("ab")
         env = worker_env(self.slots[slot], len(self.slots))
         try:
-            if self.reuse_workers and module == self.worker_module:
-                process: Any = self._serve(module, slot, env, log_file, launch, device)
+            kind = self._served_kind(module)
+            if kind is not None:
+                process: Any = self._serve(slot, env, log_file, launch, device, kind)
             else:
                 log_file.write(f"==> {launch.where} on {device}\n".encode())
                 log_file.flush()
@@ -286,14 +287,21 @@ class LocalProcessExecutor:
             raise
         return _Job(launch.trial_id, process, log_file, slot, launch.token)
 
+    def _served_kind(self, module: str) -> str | None:
+        """``trial`` or ``eval`` when a served worker runs jobs of ``module``, else None (served
+        workers off, or a replaced module: tests' stand-ins run one job per process)."""
+        if not self.reuse_workers or self.worker_module != TRIAL_WORKER:
+            return None
+        return {TRIAL_WORKER: "trial", EVAL_WORKER: "eval"}.get(module)
+
     def _serve(
         self,
-        module: str,
         slot: int,
         env: dict[str, str],
         log_file: IO[bytes],
         launch: Launch,
         device: str,
+        kind: str,
     ) -> TrialServer:
         """Hand the launch to ``slot``'s served worker, started first when there is none that
         can take it (dead, or started from another thread: its parent-death signal follows the
@@ -305,11 +313,13 @@ class LocalProcessExecutor:
         for _ in range(2):  # an idle worker may have died since its last trial
             fresh = server is None
             if fresh:
-                server = self._servers[slot] = TrialServer(module, env, log_file, os.getpid())
+                server = self._servers[slot] = TrialServer(
+                    TRIAL_WORKER, env, log_file, os.getpid()
+                )
             served = "a new served worker" if fresh else "served worker"
             log_file.write(f"==> {launch.where} on {device} ({served} {server.pid})\n".encode())
             log_file.flush()
-            if server.assign(launch.trial_id, launch.args, str(launch.log_path)) or fresh:
+            if server.assign(launch.trial_id, launch.args, str(launch.log_path), kind) or fresh:
                 return server  # a fresh worker that cannot take it is reported dead by poll()
             server.close()
             server = None

@@ -62,9 +62,13 @@ class TrialServer:
         """True when it can take a trial: alive, and its last trial answered."""
         return self.process.poll() is None and (self.trial_id is None or self.status is not None)
 
-    def assign(self, trial_id: int, args: Sequence[str], log_path: str) -> bool:
-        """Hand it a trial; False when it cannot take one (it died meanwhile)."""
-        line = json.dumps({"args": [str(a) for a in args], "log": log_path}) + "\n"
+    def assign(
+        self, trial_id: int, args: Sequence[str], log_path: str, kind: str = "trial"
+    ) -> bool:
+        """Hand it a trial (or an evaluation job, ``kind="eval"``); False when it cannot take
+        one (it died meanwhile)."""
+        job = {"kind": kind, "args": [str(a) for a in args], "log": log_path}
+        line = json.dumps(job) + "\n"
         try:
             self.process.stdin.write(line.encode())
             self.process.stdin.flush()

@@ -2,6 +2,9 @@
 
 ``python -m rewardsmith.training.worker --serve --reply-fd FD --parent-pid P``
 
+It also runs evaluation jobs (the finalists on test, ``{"kind": "eval", "args": [RUN_DIR,
+TRIAL_ID, SPLIT], ...}``) as :mod:`rewardsmith.training.eval_worker` would.
+
 Importing torch, transformers, TRL and PEFT costs a trial worker about 11 CPU-seconds before it
 trains anything: on a CPU, or for a halving rung of a few steps, that is a large share of a
 trial. A served worker pays it once per slot. The executor writes one JSON line per trial on the
@@ -65,6 +68,9 @@ def _release_trial_state() -> None:
     reward._default_pool = None
     if pool is not None:
         pool.close()  # the trial's sandbox workers end with the trial, as in a one-trial worker
+    engine = sys.modules.get("rewardsmith.evaluation_vllm")
+    if engine is not None:
+        engine.close_engine()  # its GPU memory is the next trial's to train in
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -75,14 +81,30 @@ def _parse(job: dict[str, Any]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("trial_id", type=int)
-    parser.add_argument("--token")
+    if job.get("kind") == "eval":
+        parser.add_argument("split")
+    else:
+        parser.add_argument("--token")
     return parser.parse_args([str(a) for a in job["args"]])
 
 
+def _evaluate(store: Any, trial_id: int, split: str) -> int:
+    """An evaluation job, as :mod:`rewardsmith.training.eval_worker` runs it: 0 when stored."""
+    from rewardsmith.training.eval_worker import evaluate_stored
+
+    try:
+        evaluate_stored(store, trial_id, split)
+    except Exception:  # noqa: BLE001 - reported to the executor by the status and the log
+        log.exception("trial %d: evaluation on %s failed", trial_id, split)
+        return 1
+    return 0
+
+
 def serve(reply_fd: int, run: Any) -> int:
-    """Run the trials read from stdin, one at a time, with ``run(store, trial_id, token)`` (the
-    one-trial worker's); answer each on ``reply_fd``. Returns the exit status: 0 at the end of
-    stdin, else the status of the trial after which the worker stops."""
+    """Run the jobs read from stdin, one at a time: trials with ``run(store, trial_id, token)``
+    (the one-trial worker's), evaluation jobs (``"kind": "eval"``, args ``RUN_DIR TRIAL_ID
+    SPLIT``) as the evaluation worker runs them; answer each on ``reply_fd``. Returns the exit
+    status: 0 at the end of stdin, else the status of the job after which the worker stops."""
     from rewardsmith.store import RunStore
 
     stores: dict[Path, RunStore] = {}
@@ -97,7 +119,10 @@ def serve(reply_fd: int, run: Any) -> int:
                     store = stores.get(args.run_dir)
                     if store is None:
                         store = stores[args.run_dir] = RunStore.open(args.run_dir)
-                    status = run(store, args.trial_id, args.token)
+                    if job.get("kind") == "eval":
+                        status = _evaluate(store, args.trial_id, args.split)
+                    else:
+                        status = run(store, args.trial_id, args.token)
                     _release_trial_state()
                 reply.write(f"{args.trial_id} {status}\n")
                 if status != 0:
