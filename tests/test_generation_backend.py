@@ -121,7 +121,7 @@ def test_both_backends_generate_from_the_same_token_ids(tiny_model_dir: Path) ->
 def test_vllm_context_covers_the_longest_prompt(tiny_model_dir: Path) -> None:
     from rewardsmith.evaluation import chat_prompt_ids
     from rewardsmith.models import load_tokenizer
-    from rewardsmith.training.trial import _max_model_length
+    from rewardsmith.training.trainer import _max_model_length
 
     tok = load_tokenizer(str(tiny_model_dir))
     task = _task()

@@ -101,7 +101,8 @@ def test_a_trial_step_with_activation_checkpointing_trains_the_adapter(
     from rewardsmith.models import load_model
     from rewardsmith.rewards import get_reward
     from rewardsmith.tasks import get_task
-    from rewardsmith.training.trial import Method, _trainer
+    from rewardsmith.training.trainer import _trainer
+    from rewardsmith.training.trial import Method
 
     cfg = parse_config(
         {

@@ -247,7 +247,8 @@ def _initial_lora(cfg, seed: int, out: Path) -> dict:
     from rewardsmith.models import load_model
     from rewardsmith.rewards import get_reward
     from rewardsmith.tasks import get_task
-    from rewardsmith.training.trial import Method, _trainer
+    from rewardsmith.training.trainer import _trainer
+    from rewardsmith.training.trial import Method
 
     loaded = load_model(cfg.model.spec, device="cpu")
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())

@@ -8,6 +8,12 @@
   plus the multi-seed mean +- std of the best ensemble's ``final`` re-trainings.
 * :func:`hacking_suspects`: rewards the policy learnt to game (see its docstring).
 * :func:`monitor_findings`: what watching the sandboxed rewards during training found.
+* :func:`summary`: all of the above as plain data, for ``report.json``.
+
+The reward-hacking panel's computations (:func:`hacking_suspects`, :func:`monitor_findings` and
+their heuristics and thresholds) live in :mod:`rewardsmith.report.hacking`, and the per-trial
+basics (:func:`metric`, :func:`rank_key`, :func:`label`, :func:`best_trial`) in
+:mod:`rewardsmith.report._rank`; both are re-exported here, so ``analysis.<name>`` still works.
 
 Every function copes with a partial run: missing kinds, FAILED trials without metrics, no rounds.
 
@@ -22,48 +28,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardsmith.evaluation import same_backend
+from rewardsmith.report._rank import best_trial as best_trial
+from rewardsmith.report._rank import label as label
+from rewardsmith.report._rank import metric as metric
+from rewardsmith.report._rank import rank_key as rank_key
 from rewardsmith.report.data import ReportData, TrialRecord
+from rewardsmith.report.hacking import DEGENERATE_SHARE as DEGENERATE_SHARE
+from rewardsmith.report.hacking import EXTRACTION_THRESHOLD as EXTRACTION_THRESHOLD
+from rewardsmith.report.hacking import REPETITION_MIN_WORDS as REPETITION_MIN_WORDS
+from rewardsmith.report.hacking import REPETITION_THRESHOLD as REPETITION_THRESHOLD
+from rewardsmith.report.hacking import MonitorFinding as MonitorFinding
+from rewardsmith.report.hacking import Suspect as Suspect
+from rewardsmith.report.hacking import audit_reasons as audit_reasons
+from rewardsmith.report.hacking import curve_trend as curve_trend
+from rewardsmith.report.hacking import degenerate_reason as degenerate_reason
+from rewardsmith.report.hacking import distinct_ngram_ratio as distinct_ngram_ratio
+from rewardsmith.report.hacking import hacking_suspects as hacking_suspects
+from rewardsmith.report.hacking import monitor_findings as monitor_findings
 from rewardsmith.stats import McNemarResult, PairwiseResult, mcnemar_test, pairwise_mcnemar
 from rewardsmith.stats import seed_summary as _seed_summary
 
 log = logging.getLogger(__name__)
 
-#: Repetition: a sample whose distinct 3-gram ratio falls below this is degenerate.
-REPETITION_THRESHOLD = 0.5
-#: Samples shorter than this many words are not judged for repetition.
-REPETITION_MIN_WORDS = 12
-#: A trial whose selection extraction rate falls below this emits degenerate outputs.
-EXTRACTION_THRESHOLD = 0.2
-#: Share of degenerate samples that makes a trial suspect.
-DEGENERATE_SHARE = 0.5
 #: Kinds of trials compared in the finalist McNemar matrix, in display order.
 FINALIST_KINDS = ("baseline", "control", "ensemble", "screen")
-
-
-def metric(metrics: dict[str, Any] | None, name: str) -> float | None:
-    """``metrics[name]`` as a float, or ``None`` when the metrics or the value are missing."""
-    if not metrics or metrics.get(name) is None:
-        return None
-    return float(metrics[name])
-
-
-def rank_key(trial: TrialRecord) -> tuple[float, float]:
-    """Sort key, higher is better: selection (accuracy, F1), the paper's (F1, accuracy) order
-    since F1 = 2acc/(1+acc); no metrics sorts last."""
-    acc, f1 = metric(trial.selection, "accuracy"), metric(trial.selection, "f1")
-    return (-1.0 if acc is None else acc, -1.0 if f1 is None else f1)
-
-
-def label(trial: TrialRecord) -> str:
-    """A short display name: the candidate, the ensemble configuration (``top-5``, else
-    ``ensemble k=K``), ``baseline``, ``control``..."""
-    if trial.kind == "screen":
-        return trial.candidate_name or f"screen #{trial.id}"
-    if trial.kind == "ensemble":
-        return trial.name or f"ensemble k={trial.ensemble_k}"
-    if trial.kind == "final":
-        return f"final seed={trial.seed}"
-    return trial.kind
 
 
 @dataclass
@@ -152,12 +140,6 @@ def ensembles(data: ReportData) -> list[TrialRecord]:
         data.trials_of("ensemble"),
         key=lambda t: (t.name is None, 0 if t.name else t.ensemble_k, str(t.id)),
     )
-
-
-def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
-    """The completed trial with the best selection (accuracy, F1), or ``None``."""
-    done = [t for t in trials if t.complete and t.selection]
-    return max(done, key=rank_key) if done else None
 
 
 def finalist_vectors(data: ReportData, kinds: tuple[str, ...]) -> dict[str, list[bool]]:
@@ -256,140 +238,6 @@ def comparable_baseline(data: ReportData, trial: TrialRecord | None) -> TrialRec
     baselines = data.trials_of("baseline")
     same = [b for b in baselines if trial is not None and b.steps == trial.steps]
     return best_trial(same) or best_trial(baselines)
-
-
-def distinct_ngram_ratio(text: str, n: int = 3) -> float:
-    """Distinct word n-grams / all word n-grams (1.0 = no repetition); empty text gives 0.0.
-
-    Texts shorter than ``n`` words have one "n-gram", the whole text.
-    """
-    words = text.split()
-    if not words:
-        return 0.0
-    if len(words) < n:
-        return 1.0
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    return len(set(grams)) / len(grams)
-
-
-def degenerate_reason(sample: str) -> str | None:
-    """Why one sampled response is degenerate (empty, or repetitive), else ``None``."""
-    if not sample.strip():
-        return "empty"
-    words = sample.split()
-    ratio = distinct_ngram_ratio(sample)
-    if len(words) >= REPETITION_MIN_WORDS and ratio < REPETITION_THRESHOLD:
-        return f"repetitive (distinct 3-gram ratio {ratio:.2f})"
-    return None
-
-
-def curve_trend(points: list[list[float]]) -> tuple[float, float] | None:
-    """(first-third mean, last-third mean) of a curve's values; ``None`` below 3 points."""
-    values = [v for _, v in points]
-    if len(values) < 3:
-        return None
-    third = len(values) // 3
-    return sum(values[:third]) / third, sum(values[-third:]) / third
-
-
-@dataclass
-class Suspect:
-    """A trial whose policy may be gaming its rewards, with every reason found."""
-
-    name: str
-    trial: TrialRecord
-    reasons: list[str]
-
-
-def _trial_suspicions(trial: TrialRecord, baseline_acc: float | None) -> list[str]:
-    reasons = []
-    trend = curve_trend(trial.curves.get("reward", []))
-    acc = metric(trial.selection, "accuracy")
-    if trend and trend[1] > trend[0] and acc is not None and baseline_acc is not None:
-        if acc < baseline_acc:
-            reasons.append(
-                f"training reward rose {trend[0]:.3g} -> {trend[1]:.3g} (first vs last third) "
-                f"while selection accuracy {acc:.3f} < baseline {baseline_acc:.3f}"
-            )
-    extraction = metric(trial.selection, "extraction_rate")
-    if extraction is not None and extraction < EXTRACTION_THRESHOLD:
-        reasons.append(f"extraction rate {extraction:.2f} < {EXTRACTION_THRESHOLD}")
-    samples = trial.samples or []
-    bad = [r for r in (degenerate_reason(s) for s in samples) if r]
-    if samples and len(bad) / len(samples) >= DEGENERATE_SHARE:
-        kinds = sorted({r.split(" (")[0] for r in bad})
-        reasons.append(
-            f"{len(bad)}/{len(samples)} sample responses degenerate ({', '.join(kinds)})"
-        )
-    return reasons
-
-
-def audit_reasons(trial: TrialRecord) -> list[str]:
-    """One line per reward that scored corrupted completions above correct ones in a training
-    audit (see :mod:`rewardsmith.training.monitor`)."""
-    out = []
-    for reward, record in trial.monitor.items():
-        summary = record.get("summary") or {}
-        failed, audits = summary.get("audits_failed") or 0, summary.get("audits") or 0
-        if failed:
-            out.append(
-                f"in training, {reward} scored corrupted completions above correct ones in "
-                f"{failed}/{audits} audits"
-            )
-    return out
-
-
-def hacking_suspects(data: ReportData) -> list[Suspect]:
-    """Trials (all but the baseline) whose policy looks like it games its rewards.
-
-    A trial is suspect when (1) the mean of the last third of its ``reward`` curve exceeds the
-    mean of the first third while its selection accuracy is below the baseline's; or (2) its
-    selection extraction rate is below :data:`EXTRACTION_THRESHOLD`; or (3) at least half of its
-    sample responses are empty or repetitive (see :func:`degenerate_reason`); or (4) one of its
-    rewards scored corrupted completions above correct ones in a training audit. Candidates
-    whose validation flagged ``prefers_garbage`` are listed too.
-    """
-    baseline = best_trial(data.trials_of("baseline"))
-    baseline_acc = metric(baseline.selection, "accuracy") if baseline else None
-    suspects = []
-    for trial in data.trials:
-        if trial.kind == "baseline" or not trial.complete:
-            continue
-        reasons = _trial_suspicions(trial, baseline_acc) + audit_reasons(trial)
-        cand = data.candidate(trial.candidate_name)
-        if cand and cand.verdict and "prefers_garbage" in cand.verdict.flags:
-            reasons.append("validation: scores a garbage completion above a correct answer")
-        if reasons:
-            suspects.append(Suspect(label(trial), trial, reasons))
-    return suspects
-
-
-@dataclass
-class MonitorFinding:
-    """One finding of a reward monitor, with the trial it was made in."""
-
-    name: str
-    trial: TrialRecord
-    reward: str
-    kind: str
-    step: int | None
-    detail: str
-
-
-def monitor_findings(data: ReportData) -> list[MonitorFinding]:
-    """Every reward-monitor finding, trial by trial in stored order (FAILED trials included)."""
-    return [
-        MonitorFinding(
-            label(trial),
-            trial,
-            str(f.get("reward", "")),
-            str(f.get("kind", "")),
-            f.get("step"),
-            str(f.get("detail", "")),
-        )
-        for trial in data.trials
-        for f in trial.findings()
-    ]
 
 
 _FINDING_KEYS = ("reward", "kind", "step", "detail")

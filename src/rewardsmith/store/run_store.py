@@ -35,9 +35,9 @@ from sqlalchemy.orm import Session
 
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.errors import ConfigError
-from rewardsmith.rewards.candidate import Candidate
-from rewardsmith.store import _candidates, _evaluations, _location, _monitors, _trials
+from rewardsmith.store import _evaluations, _location, _monitors, _trials
 from rewardsmith.store._artifacts import ArtifactsMixin
+from rewardsmith.store._candidate_methods import CandidatesMixin
 from rewardsmith.store._engine import (
     WRITE_OPTION,
     StaleAttemptError,
@@ -50,7 +50,7 @@ from rewardsmith.store._engine import (
 )
 from rewardsmith.store._trials import default_worker
 from rewardsmith.store.manifest import build_manifest
-from rewardsmith.store.records import Manifest, RewardMonitorRecord, Trial, TrialResult, json_safe
+from rewardsmith.store.records import Manifest, RewardMonitorRecord, Trial, TrialResult
 from rewardsmith.store.schema import SCHEMA_VERSION, Base, RunRow, TrialRow, TrialState
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,19 @@ URL_POINTER = _location.URL_POINTER
 
 
 class RunStore(
-    _trials.AttemptsMixin, _evaluations.EvaluationsMixin, _monitors.MonitorsMixin, ArtifactsMixin
+    CandidatesMixin,
+    _trials.AttemptsMixin,
+    _evaluations.EvaluationsMixin,
+    _monitors.MonitorsMixin,
+    ArtifactsMixin,
 ):
     """A run directory and its database. Build one with :meth:`create` or :meth:`open`.
 
-    The attempt methods (``claim_trial``, ``next_pending``, ``record_worker``,
-    ``attempt_is_current``, ``release_attempt``, ``recover``) come from
+    The candidate methods (``add_candidate``, ``set_verdict``, ``get_candidate``,
+    ``candidates``, ``verdicts``) come from
+    :class:`~rewardsmith.store._candidate_methods.CandidatesMixin`; the attempt methods
+    (``claim_trial``, ``next_pending``, ``record_worker``, ``attempt_is_current``,
+    ``release_attempt``, ``recover``) from
     :class:`~rewardsmith.store._trials.AttemptsMixin`; the evaluation methods
     (``add_evaluation``, ``evaluation``, ``evaluations``) from
     :class:`~rewardsmith.store._evaluations.EvaluationsMixin`; ``reward_monitors`` from
@@ -239,41 +246,6 @@ class RunStore(
     def config_hash(self) -> str:
         """The stored config hash."""
         return self.manifest().config_hash
-
-    # ---------------------------------------------------------------- candidates
-
-    def add_candidate(
-        self, candidate: Candidate, *, verdict: Mapping[str, Any] | None = None
-    ) -> Candidate:
-        """Store a candidate (with its validation verdict, if known); storing the same name with
-        the same code again is a no-op. A name taken by different code raises
-        :class:`StoreError`."""
-        try:
-            with self._write() as session:
-                return _candidates.insert_or_get(session, candidate, verdict)
-        except exc.IntegrityError:  # PostgreSQL: another process stored the name concurrently
-            with self._write() as session:
-                return _candidates.insert_or_get(session, candidate, verdict)
-
-    def set_verdict(self, name: str, verdict: Mapping[str, Any]) -> None:
-        """Record (or replace) the validation verdict of a stored candidate."""
-        with self._write() as session:
-            _candidates.require(session, name).verdict = json_safe(verdict)
-
-    def get_candidate(self, name: str) -> Candidate:
-        """The stored candidate called ``name``; :class:`StoreError` when there is none."""
-        with self._read() as session:
-            return _candidates.to_candidate(_candidates.require(session, name))
-
-    def candidates(self, round: int | None = None) -> list[Candidate]:
-        """Stored candidates in insertion order, optionally of one round."""
-        with self._read() as session:
-            return [c for c, _ in _candidates.listed(session, round)]
-
-    def verdicts(self, round: int | None = None) -> dict[str, dict[str, Any] | None]:
-        """name -> validation verdict (None when not recorded), in insertion order."""
-        with self._read() as session:
-            return {c.name: v for c, v in _candidates.listed(session, round)}
 
     # ---------------------------------------------------------------- trials
 
