@@ -313,9 +313,7 @@ class LocalProcessExecutor:
         for _ in range(2):  # an idle worker may have died since its last trial
             fresh = server is None
             if fresh:
-                server = self._servers[slot] = TrialServer(
-                    TRIAL_WORKER, env, log_file, os.getpid()
-                )
+                server = self._servers[slot] = TrialServer(TRIAL_WORKER, env, log_file, os.getpid())
             served = "a new served worker" if fresh else "served worker"
             log_file.write(f"==> {launch.where} on {device} ({served} {server.pid})\n".encode())
             log_file.flush()
