@@ -21,7 +21,9 @@ trains, is left out and shown apart) and their ratio to the paper protocol's; ho
 reference top-3 its top 3 contain (mean and range over procedure seeds); Kendall's tau-b between
 its full order and the reference's (scipy); and the trials' summed wall time. The target: halving
 selects at least as many of the reference top-3 as the paper protocol with at most 50% of its
-steps. Run directories are kept under ``--out-dir``; running again with the same options resumes.
+steps. Run directories are kept under ``--out-dir``; running again with the same options (and
+the same rewardsmith: trials are matched by their config's hash, so a new config field means
+new trials) resumes; ``--measure-only`` prints the table from them without training.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/screening_efficiency.py [--pool 12] [--steps 27] \
         [--repeats 3] [--eval-limit 100] [--preset default] [--parallel 2]
@@ -135,13 +137,18 @@ def run_halving(args: argparse.Namespace, seed: int, names: list[str], pool: Any
 
 
 def accuracies(store: RunStore, seed: int | None = None) -> dict[str, list[float]]:
-    """Validation accuracy of each candidate's full-budget screen trials (of ``seed`` only)."""
+    """Validation accuracy of each candidate's full-budget screen trials (of ``seed`` only).
+
+    A FAILED run (a crash, or the training monitor caught the reward hacking) counts as
+    accuracy 0: the search ranks a failed candidate last too."""
     out: dict[str, list[float]] = {}
     for trial in store.trials(kind="screen"):
         if seed is not None and trial.seed != seed:
             continue
+        if trial.state not in (TrialState.COMPLETE, TrialState.FAILED):
+            continue
         result = store.result(trial.id)
-        acc = math.nan if result is None else float(result.metrics.get("accuracy", math.nan))
+        acc = 0.0 if result is None else float(result.metrics.get("accuracy", 0.0))
         out.setdefault(trial.candidates[0], []).append(acc)
     return out
 
@@ -243,9 +250,18 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="trials at a time")
     parser.add_argument("--pool-seed", type=int, default=0, help="offline generator seed")
     parser.add_argument("--out-dir", type=Path, default=Path("runs/bench-screening-efficiency"))
+    parser.add_argument(
+        "--measure-only", action="store_true", help="train nothing: the table from --out-dir"
+    )
     args = parser.parse_args()
     args.seeds = list(range(1, args.repeats + 1))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.measure_only:
+        with RunStore.open(args.out_dir / "reference") as ref:
+            names = [n for n, v in ref.verdicts(1).items() if (v or {}).get("accepted")]
+        dirs = {seed: args.out_dir / f"halving-seed{seed}" for seed in args.seeds}
+        print(report(measure(args, names, dirs), args.seeds))
+        return
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"settings: {vars(args)}", flush=True)
