@@ -82,6 +82,7 @@ def bench_config(args: argparse.Namespace, seed: int) -> Any:
         candidates_per_round=args.per_round,
         ensemble_sizes=[1],
         control_k=1,
+        screening={"mode": "full"},  # every candidate at the full budget, as measured in README
     )
     return parse_config(data, source="bench/search_vs_random.py")
 

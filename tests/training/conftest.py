@@ -15,6 +15,8 @@ def tiny_config(**grpo: object) -> RunConfig:
     data["model"]["spec"] = "embedded:tiny"
     data["grpo"].update({"max_steps": 3, "max_completion_length": 24, **grpo})
     data["eval"].update({"limit": 8, "max_new_tokens": 24})
+    # the demo screens by successive halving; these tests count full-screening trials
+    data["search"]["screening"] = {"mode": "full"}
     return parse_config(data, source="tiny test recipe")
 
 
