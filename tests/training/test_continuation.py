@@ -117,7 +117,8 @@ def test_worker_processes_continue_a_rung(tiny_model_dir: Path, tmp_path: Path) 
         first = store.enqueue_trial("baseline", [], config=with_steps(cfg, 2), attrs=attrs)
         LocalProcessExecutor(1).run(store, [first])
         assert store.trial(first).state == TrialState.COMPLETE, store.trial(first).fail_reason
-        assert progress_path(store.run_dir, first).read_text().split() == ["2", str(BUDGET)]
+        # the rung trains steps 1-2 of a BUDGET-step schedule, and its progress says 2 of 2
+        assert progress_path(store.run_dir, first).read_text().split() == ["2", "2"]
         kept = Path(store.local_path(store.result(first).adapter_path)) / RESUME_DIR
         assert (kept / "optimizer.pt").is_file() and (kept / "scheduler.pt").is_file()
         attrs = {"rung": 1, "rung_steps": BUDGET, "budget": BUDGET, "continues": first}

@@ -92,15 +92,16 @@ def progress_path(run_dir: Path, trial_id: int) -> Path:
     return run_dir / "logs" / f"trial-{trial_id}.progress"
 
 
-def _progress(store: RunStore, trial: Trial) -> Any:
-    """The per-step callback: stop a superseded attempt, else write the progress file."""
+def _progress(store: RunStore, trial: Trial, stop_at: int | None = None) -> Any:
+    """The per-step callback: stop a superseded attempt, else write the progress file (a
+    halving rung that stops at ``stop_at`` of a longer schedule reports ``step/stop_at``)."""
     token = trial.attempt_token
     progress_file = progress_path(store.run_dir, trial.id)
 
     def report(step: int, max_steps: int) -> None:
         if token is not None and not store.attempt_is_current(trial.id, token):
             raise AttemptSuperseded(f"trial {trial.id}: attempt {trial.attempts} superseded")
-        progress_file.write_text(f"{step} {max_steps}\n")
+        progress_file.write_text(f"{step} {min(max_steps, stop_at or max_steps)}\n")
 
     return report
 
@@ -135,7 +136,7 @@ def execute(store: RunStore, trial: Trial, *, pool: Any = None) -> TrialOutcome:
         eval_batch_size=cfg.eval.batch_size,
         eval_max_new_tokens=cfg.eval.max_new_tokens,
         extraction=cfg.eval.extraction,
-        progress=_progress(store, trial),
+        progress=_progress(store, trial, run.stop_at),
         method=Method(
             sft_stages=tuple(s for s in cfg.stages if s.kind == "sft"),
             objective=cfg.grpo.objective,
