@@ -28,9 +28,18 @@ Checked at that tiny size (2 trials, 2026-12-02, the 2-core machine shared with 
 the figures are noisy: local 1 was slowed by them): local 1 225.9 s, local 2 69.8 s, Ray 2 71.5 s
 (+ 22.7 s starting Ray); Ray 2 / local 2 = 0.975x.
 
-Defaults: 8 trials x 4 variants; from bench/search_vs_random.py's trial times at the same steps
-and questions (about 38 s a trial), about 15 minutes on the 2-core machine. Not measured yet at
-these defaults. Each run starts afresh (the variant's run directory is replaced).
+Defaults: 8 trials x 4 variants. Measured at the defaults (2026-12-02, the 2-core AVX2 machine,
+alone on it; 16 minutes)::
+
+     local 1:    82.8 trials/hour  (  347.9 s)
+     local 2:   171.7 trials/hour  (  167.8 s)
+    served 2:   213.7 trials/hour  (  134.7 s)
+       ray 2:   166.5 trials/hour  (  173.0 s)   + 5.4 s starting Ray
+    local 2 / local 1: 2.074x
+    ray 2 / local 2:   0.970x  (target >= 0.95)
+    served 2 / local 2: 1.245x
+
+Each run starts afresh (the variant's run directory is replaced).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Two Ray nodes on this machine, each its own ``ray start`` process: a head offering the custom
-resource ``head_node`` and a worker node offering ``worker_node``. Trials that ask for
-``worker_node`` must run on the worker node, and their results and adapters must reach the
-driver's store and run directory. Each ``ray start --block`` is ended by its pid (it takes its
+resource ``head_node`` and a worker node offering ``worker_node``. A whole (miniature) search
+whose trials ask for ``worker_node`` runs to the end: every trial and test evaluation ran on the
+worker node, and their results, adapters and evaluations reached the driver's store and run
+directory. Each ``ray start --block`` is ended by its pid (it takes its
 Ray processes with it), never by a machine-wide ``ray stop``."""
 
 from __future__ import annotations
@@ -98,9 +99,15 @@ def cluster(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def _cfg(address: str) -> RunConfig:
-    data = tiny_config(max_steps=2, per_device_train_batch_size=4).model_dump(mode="json")
-    data["task"]["options"] = {"n_val": 8, "n_test": 8}
+    data = tiny_config(max_steps=1, per_device_train_batch_size=4).model_dump(mode="json")
+    data["task"]["options"] = {"n_val": 4, "n_test": 4}
     data["search"].update(
+        rounds=1,
+        candidates_per_round=1,
+        ensemble_sizes=[1],
+        ensemble_steps=1,
+        control_k=1,
+        final_seeds=1,
         executor="ray",
         ray_address=address,
         ray_resources={"worker_node": 1},
@@ -121,28 +128,41 @@ def _node_id(ray: object, resource: str, timeout_s: float = 120) -> str:
     raise AssertionError(f"no node offering {resource} joined the cluster")
 
 
-def test_trials_run_on_the_worker_node(cluster: str, tmp_path: Path) -> None:
+def test_a_search_runs_to_the_end_on_the_worker_node(cluster: str, tmp_path: Path) -> None:
+    from rewardsmith.generators import OfflineGenerator
+    from rewardsmith.sandbox.pool import SandboxPool
+    from rewardsmith.search.loop import Search
+    from rewardsmith.tasks import get_task
+
     cfg = _cfg(cluster)
     store = RunStore.create(tmp_path / "run", cfg)
-    trials = [store.enqueue_trial("baseline", seed=seed) for seed in (0, 1)]
-    with RayExecutor.from_config(cfg) as executor:
+    task = get_task(cfg.task.name, **cfg.task.task_kwargs())
+    with RayExecutor.from_config(cfg) as executor, SandboxPool() as pool:
         ray = executor.connect()
         worker_node, head_node = _node_id(ray, "worker_node"), _node_id(ray, "head_node")
         assert worker_node != head_node
-        executor.run(store, trials)
+        Search(store, OfflineGenerator(seed=0), executor, task, pool=pool).run()
         placements = list(executor.placements)
 
-    assert sorted(p.trial_id for p in placements) == trials
-    assert {p.node_id for p in placements} == {worker_node}
+    trials = store.trials()
+    kinds = sorted(t.kind for t in trials)
+    assert {"baseline", "screen", "control", "ensemble"} <= set(kinds), kinds
+    assert all(t.state == TrialState.COMPLETE for t in trials), [
+        (t.id, t.fail_reason) for t in trials
+    ]
+    assert {p.node_id for p in placements} == {worker_node}  # trials and evaluations alike
     assert {p.status for p in placements} == {"ok"}
-    for trial_id in trials:
-        trial = store.trial(trial_id)
-        assert trial.state == TrialState.COMPLETE, trial.fail_reason
-        result = store.result(trial_id)
+    assert {p.trial_id for p in placements} >= {t.id for t in trials}
+    for trial in trials:
+        result = store.result(trial.id)
         adapter = Path(result.adapter_path)
         assert adapter.is_dir() and adapter.is_relative_to(store.run_dir)
         assert any(adapter.iterdir())
         assert result.metrics["split"] == cfg.eval.selection
-        log = (store.logs_dir / f"trial-{trial_id}.log").read_text()
+        log = (store.logs_dir / f"trial-{trial.id}.log").read_text()
         assert f"Ray node {worker_node}" in log
+    for trial in trials:
+        if trial.kind in ("baseline", "control", "ensemble", "final"):
+            evaluation = store.evaluation(trial.id, "test")
+            assert evaluation is not None and len(evaluation.correctness) == 4
     store.close()
