@@ -307,21 +307,27 @@ class LocalProcessExecutor:
         can take it (dead, or started from another thread: its parent-death signal follows the
         thread that started it)."""
         server = self._servers.get(slot)
-        if server is not None and not (server.idle() and server.thread == threading.get_ident()):
+        usable = server is not None and server.idle() and server.thread == threading.get_ident()
+        if usable and self._assign(server, launch, log_file, device, kind, "served worker"):
+            return server
+        if server is not None:  # dead, busy elsewhere, or started from another thread
             server.close()
-            server = None
-        for _ in range(2):  # an idle worker may have died since its last trial
-            fresh = server is None
-            if fresh:
-                server = self._servers[slot] = TrialServer(TRIAL_WORKER, env, log_file, os.getpid())
-            served = "a new served worker" if fresh else "served worker"
-            log_file.write(f"==> {launch.where} on {device} ({served} {server.pid})\n".encode())
-            log_file.flush()
-            if server.assign(launch.trial_id, launch.args, str(launch.log_path), kind) or fresh:
-                return server  # a fresh worker that cannot take it is reported dead by poll()
-            server.close()
-            server = None
-        raise AssertionError("unreachable")
+        server = self._servers[slot] = TrialServer(TRIAL_WORKER, env, log_file, os.getpid())
+        self._assign(server, launch, log_file, device, kind, "a new served worker")
+        return server  # one that cannot take it is reported dead by its poll()
+
+    @staticmethod
+    def _assign(
+        server: TrialServer,
+        launch: Launch,
+        log_file: IO[bytes],
+        device: str,
+        kind: str,
+        served: str,
+    ) -> bool:
+        log_file.write(f"==> {launch.where} on {device} ({served} {server.pid})\n".encode())
+        log_file.flush()
+        return server.assign(launch.trial_id, launch.args, str(launch.log_path), kind)
 
     def close(self) -> None:
         """End the served workers (they are also ended when the executor is collected, and die
