@@ -3,11 +3,25 @@
 The sandboxed variant runs with every layer the machine provides and the training monitor on
 (the default), so the figure is what a search pays.
 
-Runs the demo recipe's GRPO steps on the embedded model twice per round, alternating the two
-variants (in-process registry rewards, then the identical reward code in sandbox workers), and
-prints the median seconds per step of each and the ratio (target: sandboxed <= 1.05x).
+Runs the demo recipe's GRPO steps on the embedded model: first one short untimed trial of each
+variant (warms caches), then ``--repeats`` rounds of
+both variants, in alternating order (in-process first in odd rounds, sandboxed first in even
+ones) so that drift on a noisy machine falls on both. Both variants train the same trajectory
+(same seed, same reward values), so each round compares equal work. Prints the median seconds
+per step of each, the step-time ratio (target: sandboxed <= 1.05x) as the ratio of medians and
+as the median of the rounds' ratios, and the reward calls' own cost per step (timed around each
+call, so free of the step-to-step noise). Every sandboxed trial gets a fresh sandbox pool, as a
+search trial does: its workers start while the model loads, and whatever of that start-up the
+first calls still wait for is in the figures (also printed on its own).
 
-    .venv/bin/python bench/trial_step.py [--steps 20] [--repeats 2]
+    .venv/bin/python bench/trial_step.py [--steps 20] [--repeats 3]
+
+``--only in-process|sandboxed`` runs one trial of one variant in a fresh process and prints its
+figures: for timing whole processes
+against each other with an outside tool such as ``hyperfine``::
+
+    hyperfine -w1 -r5 '.venv/bin/python bench/trial_step.py --only in-process' \\
+        '.venv/bin/python bench/trial_step.py --only sandboxed'
 """
 
 from __future__ import annotations
@@ -55,9 +69,10 @@ _monitor = trial_module.monitor_rewards
 trial_module.monitor_rewards = _timed_monitored
 
 
-def time_trial(cfg, task, rewards, steps: int, pool) -> tuple[float, float]:
+def time_trial(cfg, task, rewards, steps: int) -> tuple[float, float, float]:
+    """(seconds per step, reward seconds per step, seconds of the first call of each reward)."""
     REWARD_SECONDS.clear()
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, SandboxPool() as pool:
         outcome = run_trial(
             model_spec=cfg.model.spec,
             task=task,
@@ -69,13 +84,15 @@ def time_trial(cfg, task, rewards, steps: int, pool) -> tuple[float, float]:
             eval_limit=1,
         )
     assert outcome.state == "COMPLETE", outcome.reason
-    return outcome.train_seconds / steps, sum(REWARD_SECONDS) / steps
+    first = sum(REWARD_SECONDS[: len(rewards)])
+    return outcome.train_seconds / steps, sum(REWARD_SECONDS) / steps, first
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["in-process", "sandboxed"])
     args = parser.parse_args()
     cfg = load_config(recipe_path("demo"))
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())
@@ -84,16 +101,29 @@ def main() -> None:
         "in-process": [RewardSpec(n) for n in BASE_REWARD_NAMES],
         "sandboxed": [RewardSpec(n, code) for n in BASE_REWARD_NAMES],
     }
+    if args.only:
+        step_s, reward_s, first_s = time_trial(cfg, task, variants[args.only], args.steps)
+        print(
+            f"{args.only}: {args.steps} GRPO steps, {step_s * 1000:.1f} ms/step, of which "
+            f"rewards {reward_s * 1000:.2f} ms (first calls {first_s * 1000:.1f} ms)"
+        )
+        return
     steps: dict[str, list[float]] = {k: [] for k in variants}
     rewards: dict[str, list[float]] = {k: [] for k in variants}
-    with SandboxPool() as pool:
-        for _ in range(args.repeats):
-            for label, specs in variants.items():
-                step_s, reward_s = time_trial(cfg, task, specs, args.steps, pool)
-                steps[label].append(step_s)
-                rewards[label].append(reward_s)
+    labels = list(variants)
+    firsts: list[float] = []
+    for label in labels:  # warm-up, untimed
+        time_trial(cfg, task, variants[label], 2)
+    for round_ in range(args.repeats):
+        for label in labels if round_ % 2 == 0 else labels[::-1]:
+            step_s, reward_s, first_s = time_trial(cfg, task, variants[label], args.steps)
+            steps[label].append(step_s)
+            rewards[label].append(reward_s)
+            if label == "sandboxed":
+                firsts.append(first_s)
     step_med = {k: statistics.median(v) for k, v in steps.items()}
     reward_med = {k: statistics.median(v) for k, v in rewards.items()}
+    paired = [s / i for s, i in zip(steps["sandboxed"], steps["in-process"], strict=True)]
     print(f"demo recipe, {args.steps} GRPO steps x {args.repeats} repeats per variant")
     for label in variants:
         print(
@@ -103,11 +133,17 @@ def main() -> None:
     added = reward_med["sandboxed"] - reward_med["in-process"]
     print(
         "step-time ratio sandboxed / in-process: "
-        f"{step_med['sandboxed'] / step_med['in-process']:.3f}x"
+        f"{step_med['sandboxed'] / step_med['in-process']:.3f}x of the medians; "
+        f"{statistics.median(paired):.3f}x median of the {len(paired)} rounds' ratios "
+        f"(min {min(paired):.3f}, max {max(paired):.3f})"
     )
     print(
         f"sandbox cost per step: {added * 1000:.2f} ms = "
         f"{1 + added / step_med['in-process']:.4f}x of an in-process step (noise-free estimate)"
+    )
+    print(
+        f"of the sandboxed rewards' cost, their first calls (waiting for workers started ahead, "
+        f"loading the code): {statistics.median(firsts) * 1000:.1f} ms per trial"
     )
 
 

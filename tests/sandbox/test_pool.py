@@ -153,6 +153,29 @@ def test_lru_eviction_keeps_at_most_max_workers():
         small.call(codes[0], "r", None, ["x"])
 
 
+def test_a_prestarted_worker_serves_the_first_call():
+    with SandboxPool() as pool:
+        reward = SandboxedReward(LENGTH_REWARD, "length_reward", pool=pool)
+        reward.prestart()
+        (pid,) = pool.worker_pids()
+        assert reward(prompts=None, completions=["a" * 50], answer=["1"]) == [0.5]
+        assert pool.spawned_pids == [pid]  # the call found the worker started ahead
+        reward.prestart()  # a live worker is kept, not replaced
+        assert pool.spawned_pids == [pid]
+    assert leftover_processes(pool) == []
+
+
+def test_a_prestarted_worker_that_never_gets_ready_fails_the_first_call_only():
+    with SandboxPool(startup_timeout_s=0.001) as pool:
+        reward = SandboxedReward(LENGTH_REWARD, "length_reward", pool=pool)
+        reward.prestart()  # returns at once, whatever the worker does next
+        assert reward(prompts=None, completions=["a"], answer=["1"]) == [None]
+        assert "failed to start" in reward.last_error
+        assert leftover_processes(pool) == []
+        pool.startup_timeout_s = 30.0
+        assert reward(prompts=None, completions=["a" * 50], answer=["1"]) == [0.5]
+
+
 def test_sandboxed_reward_contract_failures_and_pickling(pool):
     reward = SandboxedReward(HANG_ON_DEMAND, "hang_reward", pool=pool, timeout_s=0.5)
     assert reward.__name__ == "hang_reward"

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rewardsmith.execution import process_start
 from rewardsmith.store import RunStore, StoreError, TrialState
 from rewardsmith.training.worker import progress_path
-from tests.training.conftest import tiny_config
+from tests.training.conftest import mini_search, write_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +41,9 @@ FINALISTS = 5  # baseline, control, ensemble and both single rewards (the top 3)
 
 def _recipe(path: Path) -> Path:
     """The smallest whole search: 2 screens, baseline, control, one ensemble, test evaluation."""
-    data = tiny_config(max_steps=2, per_device_train_batch_size=4).model_dump(mode="json")
-    data["task"]["options"] = {"n_val": 8, "n_test": 8}
-    data["search"].update(
-        rounds=1,
-        candidates_per_round=2,
-        ensemble_sizes=[1],
-        ensemble_steps=2,
-        control_k=1,
-        final_seeds=1,
-        parallel=1,
-    )
-    path.write_text(yaml.safe_dump(data))
-    return path
+    grpo = {"max_steps": 2, "per_device_train_batch_size": 4}
+    data = mini_search(questions=8, grpo=grpo, candidates_per_round=2, ensemble_steps=2)
+    return write_yaml(path, data)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 
 from rewardsmith.config import RunConfig, parse_config
 from rewardsmith.store import RunStore, TrialState
-from tests.training.conftest import tiny_config
+from tests.training.conftest import mini_search
 
 pytest.importorskip("ray")
 from rewardsmith.execution_ray import RayExecutor  # noqa: E402 - after the importorskip
@@ -99,15 +99,8 @@ def cluster(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def _cfg(address: str) -> RunConfig:
-    data = tiny_config(max_steps=1, per_device_train_batch_size=4).model_dump(mode="json")
-    data["task"]["options"] = {"n_val": 4, "n_test": 4}
-    data["search"].update(
-        rounds=1,
-        candidates_per_round=1,
-        ensemble_sizes=[1],
-        ensemble_steps=1,
-        control_k=1,
-        final_seeds=1,
+    data = mini_search(
+        grpo={"per_device_train_batch_size": 4},
         executor="ray",
         ray_address=address,
         ray_resources={"worker_node": 1},

@@ -11,29 +11,25 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rewardsmith.store import RunStore, StoreError, TrialState
 from tests.conftest import run_cli
-from tests.training.conftest import tiny_config
+from tests.training.conftest import mini_search, write_yaml
 
 pytestmark = pytest.mark.slow
 
 
 def _mini_recipe(path: Path) -> Path:
-    data = tiny_config(max_steps=2).model_dump(mode="json")
-    data["task"]["options"] = {"n_val": 16, "n_test": 16}
-    data["search"].update(
+    data = mini_search(
+        questions=16,
+        grpo={"max_steps": 2},
         rounds=2,
         candidates_per_round=2,
         ensemble_sizes=[1, 2],
         ensemble_steps=2,
-        control_k=1,
         final_seeds=2,
-        parallel=1,
     )
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_yaml(path, data)
 
 
 def _wait_for(predicate, timeout: float = 300) -> None:

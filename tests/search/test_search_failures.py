@@ -14,7 +14,7 @@ from rewardsmith.sandbox.pool import SandboxPool
 from rewardsmith.search.loop import Search
 from rewardsmith.store import RunStore, TrialState
 from rewardsmith.tasks import get_task
-from tests.training.conftest import tiny_config
+from tests.training.conftest import mini_search
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +68,12 @@ class Recorder:
 
 
 def _cfg(**search):
-    data = tiny_config(max_steps=2).model_dump(mode="json")
-    data["task"]["options"] = {"n_val": 8, "n_test": 8}
-    data["search"].update(
-        rounds=1,
+    data = mini_search(
+        questions=8,
+        grpo={"max_steps": 2},
         candidates_per_round=2,
         max_rejections_per_round=3,
-        ensemble_sizes=[1],
         ensemble_steps=2,
-        control_k=1,
-        final_seeds=1,
         **search,
     )
     data["rewards"].update(timeout_s=0.5)

@@ -10,12 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy.engine import make_url
 
 from rewardsmith.store import RunStore, TrialState
 from tests.conftest import run_cli
-from tests.training.conftest import tiny_config
+from tests.training.conftest import mini_search, write_yaml
 
 pytestmark = [
     pytest.mark.slow,
@@ -25,20 +24,7 @@ SECRET = "Sh4red-s3cret"
 
 
 def _recipe(path: Path, artifact_root: str) -> Path:
-    data = tiny_config(max_steps=1).model_dump(mode="json")
-    data["task"]["options"] = {"n_val": 4, "n_test": 4}
-    data["search"].update(
-        rounds=1,
-        candidates_per_round=1,
-        ensemble_sizes=[1],
-        ensemble_steps=1,
-        control_k=1,
-        final_seeds=1,
-        parallel=1,
-        artifact_root=artifact_root,
-    )
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_yaml(path, mini_search(artifact_root=artifact_root))
 
 
 def test_a_search_runs_to_the_end_on_postgresql(

@@ -54,13 +54,19 @@ def _pending_bytes(fd: int) -> int:
 
 
 class WorkerProcess:
-    """A started worker. Not thread-safe by itself: hold :attr:`lock` around :meth:`request`."""
+    """A started worker. Not thread-safe by itself: hold :attr:`lock` around :meth:`request`.
+
+    With ``wait=False`` the constructor only spawns the process; it starts and confines itself
+    meanwhile, and :meth:`wait_ready` (called by the first :meth:`request` at the latest)
+    reads its ready message."""
 
     def __init__(
         self,
         limits: Limits,
         startup_timeout_s: float = 30.0,
         skip_layers: frozenset[str] = frozenset(),
+        *,
+        wait: bool = True,
     ) -> None:
         self.lock = threading.Lock()
         self.loaded = False
@@ -89,13 +95,26 @@ class WorkerProcess:
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
         self._seq = 0
+        self._startup_timeout_s = startup_timeout_s
+        self.ready = False
+        self.layers: tuple[str, ...] = ()
+        self.warnings: tuple[str, ...] = ()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Read the worker's ready message (once); OSError, with the worker killed, when it
+        does not come within the start-up timeout."""
+        if self.ready:
+            return
         try:
-            ready = _protocol.read_reply(self._out, time.monotonic() + startup_timeout_s)
+            ready = _protocol.read_reply(self._out, time.monotonic() + self._startup_timeout_s)
             _protocol.check_reply(ready, "ready", 0)
         except _protocol.ProtocolError as exc:
             reason = self.describe_exit()
             self.kill()
             raise OSError(f"sandbox worker failed to start ({exc}): {reason}") from exc
+        self.ready = True
         self.layers = tuple(ready.get("layers", ()))
         self.warnings = tuple(ready.get("warnings", ()))
         for warning in self.warnings:
@@ -122,6 +141,7 @@ class WorkerProcess:
         :class:`~._protocol.ProtocolError` when the worker died; after any of them the worker
         must be killed.
         """
+        self.wait_ready()
         deadline = time.monotonic() + timeout_s
         self._seq += 1
         seq, op = self._seq, message["op"]

@@ -145,8 +145,9 @@ class SandboxPool:
         text = f"{name}\0{int(restricted)}\0{code}"
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _worker_for(self, key: str) -> WorkerProcess:
-        """The live worker for ``key``, starting one (and evicting the oldest idle) if needed."""
+    def _worker_for(self, key: str, *, wait: bool = True) -> WorkerProcess:
+        """The live worker for ``key``, starting one (and evicting the oldest idle) if needed;
+        ``wait=False`` only spawns a new one (:class:`WorkerProcess`)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the sandbox pool is closed")
@@ -161,7 +162,7 @@ class SandboxPool:
                 if idle is None:
                     break
                 self._workers.pop(idle).kill()
-        worker = WorkerProcess(self.limits, self.startup_timeout_s, self.skip_layers)
+        worker = WorkerProcess(self.limits, self.startup_timeout_s, self.skip_layers, wait=wait)
         with self._lock:
             self.spawned_pids.append(worker.pid)
             raced = self._workers.get(key)
@@ -203,6 +204,27 @@ class SandboxPool:
         if reply.get("cpu_s", 0.0) > self.limits.cpu_s / 2:
             self._drop(key, worker)  # retire before RLIMIT_CPU kills it mid-call
         return reply
+
+    def _started(self, key: str, worker: WorkerProcess) -> CallResult | None:
+        """Wait for a worker spawned ahead (:meth:`prestart`); a failed result when it did not
+        start."""
+        try:
+            worker.wait_ready()
+        except OSError as exc:
+            self._drop(key, worker)
+            return CallResult(ok=False, error=str(exc), crashed=True)
+        return None
+
+    def prestart(self, code: str, name: str | None = None, *, restricted: bool = True) -> None:
+        """Spawn the worker for a reward now and return at once: it starts and confines itself
+        while the caller does other work (a trial loads its model), and the reward's first
+        call finds it ready. Call it from the thread that will call the reward: a worker dies
+        with the thread that started it. Never raises for a worker that cannot start (the
+        first call reports that)."""
+        try:
+            self._worker_for(self._key(code, name, restricted), wait=False)
+        except OSError as exc:
+            logger.info("could not start a sandbox worker ahead: %s", exc)
 
     def _ensure_loaded(
         self, key: str, worker: WorkerProcess, code: str, name: str | None, restricted: bool,
@@ -261,7 +283,9 @@ class SandboxPool:
                 return CallResult(ok=False, error=str(exc), crashed=True)
             try:
                 with worker.lock:
-                    failure = self._ensure_loaded(key, worker, code, name, restricted, timeout_s)
+                    failure = self._started(key, worker) or self._ensure_loaded(
+                        key, worker, code, name, restricted, timeout_s
+                    )
                     if failure is not None or message is None:
                         return failure or {"ok": True, "entry": worker.entry}
                     return self._request(key, worker, message, timeout_s)

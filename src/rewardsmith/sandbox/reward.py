@@ -85,6 +85,11 @@ class SandboxedReward:
         """Failed calls / calls (0.0 before the first call)."""
         return self.failures / self.calls if self.calls else 0.0
 
+    def prestart(self) -> None:
+        """Start this reward's worker now, ahead of its first call
+        (:meth:`~rewardsmith.sandbox.pool.SandboxPool.prestart`)."""
+        (self.pool or default_pool()).prestart(self.code, self.__name__, restricted=self.restricted)
+
     def __call__(
         self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any
     ) -> list[float | None]:

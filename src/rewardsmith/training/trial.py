@@ -171,6 +171,8 @@ def run_trial(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     funcs, sandboxed = build_reward_funcs(rewards, pool=pool, timeout_s=reward_timeout_s)
+    for reward in sandboxed:  # workers start and confine themselves while the model loads
+        reward.prestart()
     funcs, monitors = monitor_rewards(
         funcs,
         sandboxed,
