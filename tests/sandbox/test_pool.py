@@ -124,6 +124,16 @@ def test_unserialisable_kwargs_are_dropped(pool):
     assert result.values == (4.0,)
 
 
+def test_values_json_has_no_literal_for_cross_as_null_and_huge_ints_are_dropped(pool):
+    code = (
+        "def r(completions, score, **kw):\n"
+        "    return [-1.0 if s is None else s for s in score] + [float('huge' in kw)]"
+    )
+    result = pool.call(code, "r", None, ["a", "b", "c"], score=[float("nan"), 0.5], huge=2**70)
+    assert result.ok, result.error
+    assert result.values == (-1.0, 0.5, 0.0)  # NaN arrived as None; the 70-bit int was dropped
+
+
 def test_bad_outputs_are_failures(pool):
     for body, message in [
         ("return [1.0]", "returned 1 values for 2 completions"),

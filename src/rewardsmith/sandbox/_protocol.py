@@ -1,13 +1,16 @@
 """Wire protocol between the sandbox pool and its workers, and the reward output check.
 
 Messages are JSON objects framed by a 4-byte big-endian length. JSON, not pickle, in both
-directions: a compromised worker must not be able to make the parent unpickle anything. Reads and
+directions: a compromised worker must not be able to make the parent unpickle anything. Frames
+are written and read with ``orjson`` (a call's request carries every completion and its token
+ids, and the standard library's encoder and decoder cost over a millisecond a call there); what
+JSON has no literal for (NaN, infinities) crosses as ``null``. Reads and
 writes take an optional deadline (``time.monotonic()`` value) so the parent never blocks on a
 hung worker.
 
 The parent treats every reply as hostile (the worker may be running escaped code that writes
 its own frames): a reply is read with a size cap (:data:`MAX_REPLY_BYTES`), must be a flat JSON
-object (no container deeper than a list of scalars, checked before ``json.loads`` recurses),
+object (no container deeper than a list of scalars, checked before the decoder recurses),
 must echo the request's sequence number and operation, and must match the operation's schema
 (:func:`check_reply`). Anything else raises :class:`ForgedReply`, and the pool kills the worker.
 """
@@ -15,7 +18,6 @@ must echo the request's sequence number and operation, and must match the operat
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -23,6 +25,8 @@ import select
 import struct
 import time
 from typing import Any
+
+import orjson
 
 _HEADER = struct.Struct(">I")
 #: Largest request the worker accepts (a batch of long completions fits comfortably).
@@ -77,9 +81,7 @@ def _jsonable(value: Any) -> Any:
 
 def encode(message: Any) -> bytes:
     """One framed message; raises ``TypeError``/``ValueError`` for what JSON cannot hold."""
-    payload = json.dumps(
-        message, separators=(",", ":"), ensure_ascii=False, default=_jsonable
-    ).encode()
+    payload = orjson.dumps(message, default=_jsonable, option=orjson.OPT_NON_STR_KEYS)
     return _HEADER.pack(len(payload)) + payload
 
 
@@ -125,7 +127,7 @@ def read_message(fd: int, deadline: float | None = None, max_bytes: int = MAX_ME
     if size > max_bytes:
         raise ForgedReply(f"message of {size} bytes exceeds the limit of {max_bytes}")
     try:
-        return json.loads(_read_exact(fd, size, deadline))
+        return orjson.loads(_read_exact(fd, size, deadline))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ForgedReply(f"malformed message: {str(exc)[:200]}") from exc
 
@@ -142,7 +144,7 @@ def read_reply(fd: int, deadline: float | None = None) -> dict[str, Any]:
     if nesting_depth(payload) > 2:
         raise ForgedReply("reply is nested deeper than an object of lists")
     try:
-        reply = json.loads(payload)
+        reply = orjson.loads(payload)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ForgedReply(f"malformed reply: {str(exc)[:200]}") from exc
     if not isinstance(reply, dict):
