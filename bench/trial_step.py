@@ -4,9 +4,9 @@ The sandboxed variant runs with every layer the machine provides and the trainin
 (the default), so the figure is what a search pays.
 
 Runs the demo recipe's GRPO steps on the embedded model: first one short untimed trial of each
-variant (warms caches), then ``--repeats`` rounds of
-both variants, in alternating order (in-process first in odd rounds, sandboxed first in even
-ones) so that drift on a noisy machine falls on both. Both variants train the same trajectory
+variant (warms caches), then ``--repeats`` rounds of both variants, in alternating order
+(in-process first in odd rounds, sandboxed first in even ones) so that drift on a noisy machine
+falls on both. Both variants train the same trajectory
 (same seed, same reward values), so each round compares equal work. Prints the median seconds
 per step of each, the step-time ratio (target: sandboxed <= 1.05x) as the ratio of medians and
 as the median of the rounds' ratios, and the reward calls' own cost per step (timed around each
@@ -16,9 +16,8 @@ first calls still wait for is in the figures (also printed on its own).
 
     .venv/bin/python bench/trial_step.py [--steps 20] [--repeats 3]
 
-``--only in-process|sandboxed`` runs one trial of one variant in a fresh process and prints its
-figures: for timing whole processes
-against each other with an outside tool such as ``hyperfine``::
+``--only in-process|sandboxed`` runs one trial of one variant and prints its figures, for timing
+whole processes against each other with an outside tool such as ``hyperfine``::
 
     hyperfine -w1 -r5 '.venv/bin/python bench/trial_step.py --only in-process' \\
         '.venv/bin/python bench/trial_step.py --only sandboxed'
@@ -31,7 +30,8 @@ noisy: rounds ranged 0.86-1.23x; every sandbox layer and the monitor on)::
     step-time ratio sandboxed / in-process: 1.006x of the medians; 1.019x median of the 6
     rounds' ratios (min 0.857, max 1.227)
     sandbox cost per step: 5.48 ms = 1.0063x of an in-process step (noise-free estimate)
-    first calls (waiting for workers started ahead, loading the code): 36.1 ms per trial
+    of the sandboxed rewards' cost, their first calls (waiting for workers started ahead,
+    loading the code): 36.1 ms per trial
 
 The same day, whole processes of ``--only sandboxed`` against ``--only in-process`` (20 steps,
 six pairs in turn after a warm-up, model load and evaluation included): median wall-time ratio
@@ -104,9 +104,13 @@ def time_trial(cfg, task, rewards, steps: int) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=["in-process", "sandboxed"])
+    parser.add_argument("--steps", type=int, default=20, help="GRPO steps per timed trial")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of both variants")
+    parser.add_argument(
+        "--only",
+        choices=["in-process", "sandboxed"],
+        help="time one trial of this variant and exit (for whole-process timing)",
+    )
     args = parser.parse_args()
     cfg = load_config(recipe_path("demo"))
     task = get_task(cfg.task.name, **cfg.task.task_kwargs())

@@ -124,7 +124,7 @@ def test_unserialisable_kwargs_are_dropped(pool):
     assert result.values == (4.0,)
 
 
-def test_values_json_has_no_literal_for_cross_as_null_and_huge_ints_are_dropped(pool):
+def test_nan_arrives_as_none_and_a_huge_int_column_is_dropped(pool):
     code = (
         "def r(completions, score, **kw):\n"
         "    return [-1.0 if s is None else s for s in score] + [float('huge' in kw)]"

@@ -57,8 +57,8 @@ class WorkerProcess:
     """A started worker. Not thread-safe by itself: hold :attr:`lock` around :meth:`request`.
 
     With ``wait=False`` the constructor only spawns the process; it starts and confines itself
-    meanwhile, and :meth:`wait_ready` (called by the first :meth:`request` at the latest)
-    reads its ready message."""
+    meanwhile, and :meth:`wait_ready` must read its ready message before the first
+    :meth:`request` (the pool does, where it can turn a failed start into a failed call)."""
 
     def __init__(
         self,
@@ -141,7 +141,6 @@ class WorkerProcess:
         :class:`~._protocol.ProtocolError` when the worker died; after any of them the worker
         must be killed.
         """
-        self.wait_ready()
         deadline = time.monotonic() + timeout_s
         self._seq += 1
         seq, op = self._seq, message["op"]

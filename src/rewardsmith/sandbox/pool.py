@@ -4,7 +4,8 @@ Generated rewards never run, nor are parsed, in the trainer's process. Each load
 its own persistent worker (a fresh ``python`` started with a scrubbed environment, in its own
 session and process group, working in a private temp dir); the worker parses, restricts and
 compiles the code once and then serves many calls over length-prefixed JSON on pipes, so a call
-costs about a millisecond of overhead.
+costs well under a millisecond of overhead. A trial starts its rewards' workers ahead
+(:meth:`SandboxPool.prestart`), while it loads its model.
 
 What it protects against, layer by layer; each layer has evil tests that only it stops
 (``tests/sandbox/test_language_layer.py``, ``test_kernel_layer.py``, ``test_hostile.py``,
@@ -310,9 +311,9 @@ class SandboxPool:
 
         ``kwargs`` are the dataset columns (``answer``, ``question``...) and TRL's extras
         (``completion_ids``, ``trainer_state`` with its last :data:`MAX_LOG_HISTORY` log
-        entries); values JSON cannot carry are dropped. ``restricted=False`` skips the
-        language layer and exists only to test the OS layer with a simulated escape. Never
-        raises for anything the reward does.
+        entries); values JSON cannot carry are dropped, and NaN or infinities arrive as None.
+        ``restricted=False`` skips the language layer and exists only to test the OS layer
+        with a simulated escape. Never raises for anything the reward does.
         """
         start = time.perf_counter()
         n = len(completions)
